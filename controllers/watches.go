@@ -1,0 +1,164 @@
+/*
+Copyright 2026 The probe-redirect-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
+)
+
+// CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all Events),
+// and Pods and Events without managedFields. Workloads keep their managedFields, which tell whether
+// the operator or a person wrote the rewrite annotation.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Event{}: {
+				Field:     fields.OneTermEqualSelector("reason", unhealthy.Reason),
+				Transform: cache.TransformStripManagedFields(),
+			},
+			&corev1.Pod{}: {Transform: cache.TransformStripManagedFields()},
+		},
+	}
+}
+
+// enqueueNamespace maps an object to every policy in its namespace, after delay when delay > 0 so
+// that bursts of changes collapse into one reconcile.
+func (r *ProbeRedirectPolicyReconciler) enqueueNamespace(delay time.Duration) handler.EventHandler {
+	return r.enqueue(delay, func(obj client.Object) []client.ListOption {
+		return []client.ListOption{client.InNamespace(obj.GetNamespace())}
+	})
+}
+
+// enqueueNamed maps a Namespace to the policies inside it.
+func (r *ProbeRedirectPolicyReconciler) enqueueNamed() handler.EventHandler {
+	return r.enqueue(0, func(obj client.Object) []client.ListOption {
+		return []client.ListOption{client.InNamespace(obj.GetName())}
+	})
+}
+
+// enqueuePeerAuthentication maps a PeerAuthentication to the policies it can affect: those of its
+// namespace, or all of them for the mesh-wide policy in the root namespace.
+func (r *ProbeRedirectPolicyReconciler) enqueuePeerAuthentication() handler.EventHandler {
+	return r.enqueue(0, func(obj client.Object) []client.ListOption {
+		if obj.GetNamespace() == r.RootNamespace {
+			return nil
+		}
+		return []client.ListOption{client.InNamespace(obj.GetNamespace())}
+	})
+}
+
+func (r *ProbeRedirectPolicyReconciler) enqueue(delay time.Duration, scope func(client.Object) []client.ListOption) handler.EventHandler {
+	add := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		policies := &v1alpha1.ProbeRedirectPolicyList{}
+		if err := r.List(ctx, policies, scope(obj)...); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to list policies for a watched object")
+			return
+		}
+		for _, p := range policies.Items {
+			req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}}
+			if delay > 0 {
+				q.AddAfter(req, delay)
+			} else {
+				q.Add(req)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+	}
+}
+
+// specOrLifecycleChanged passes creations, deletions, spec changes and finalizer or deletion
+// changes, but not the policy's own status writes, which would only wake it for nothing.
+var specOrLifecycleChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		oldObj, newObj := e.ObjectOld, e.ObjectNew
+		return oldObj.GetGeneration() != newObj.GetGeneration() ||
+			!oldObj.GetDeletionTimestamp().Equal(newObj.GetDeletionTimestamp()) ||
+			len(oldObj.GetFinalizers()) != len(newObj.GetFinalizers())
+	},
+}
+
+func policyPredicates() builder.ForOption { return builder.WithPredicates(specOrLifecycleChanged) }
+
+// siblingPredicates wakes the policies of a namespace when another policy there appears, goes, or
+// changes its selector: which policy manages a workload may have changed.
+func siblingPredicates() builder.WatchesOption { return builder.WithPredicates(specOrLifecycleChanged) }
+
+// unhealthyEvents passes only kubelet Unhealthy events about pods.
+func unhealthyEvents() builder.WatchesOption {
+	return builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
+		e, ok := obj.(*corev1.Event)
+		return ok && e.Reason == unhealthy.Reason && e.InvolvedObject.Kind == "Pod"
+	}))
+}
+
+func setCondition(status *v1alpha1.ProbeRedirectPolicyStatus, generation int64, now time.Time, kind string, s metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type: kind, Status: s, Reason: reason, Message: message,
+		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
+	})
+}
+
+func uniqueStrings(values ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range values {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// PeerAuthenticationsServed reports whether the cluster serves Istio's PeerAuthentication kind.
+func PeerAuthenticationsServed(mapper meta.RESTMapper) bool {
+	_, err := mapper.RESTMapping(schema.GroupKind{Group: "security.istio.io", Kind: "PeerAuthentication"}, "v1")
+	return err == nil
+}

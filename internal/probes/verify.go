@@ -1,0 +1,230 @@
+package probes
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+)
+
+// Reasons why a live probe is not rewritten.
+const (
+	// ReasonNoSidecar: the pod has no istio-proxy container.
+	ReasonNoSidecar = "NoSidecar"
+	// ReasonProbeNotRewritten: the kubelet probe is not a plain-HTTP httpGet
+	// on the status port at the probe's /app-health/... path.
+	ReasonProbeNotRewritten = "ProbeNotRewritten"
+	// ReasonMissingKubeAppProbersEntry: the kubelet probe points at the agent
+	// but ISTIO_KUBE_APP_PROBERS has no entry for its path, so the agent
+	// answers 400.
+	ReasonMissingKubeAppProbersEntry = "MissingKubeAppProbersEntry"
+	// ReasonInvalidKubeAppProbers: ISTIO_KUBE_APP_PROBERS is not a document
+	// the agent accepts; the agent's status server then fails to start.
+	ReasonInvalidKubeAppProbers = "InvalidKubeAppProbers"
+)
+
+// AppProber is one entry of ISTIO_KUBE_APP_PROBERS, the shape of the
+// pilot-agent's status.Prober.
+type AppProber struct {
+	HTTPGet        *corev1.HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket      *corev1.TCPSocketAction `json:"tcpSocket,omitempty"`
+	GRPC           *corev1.GRPCAction      `json:"grpc,omitempty"`
+	TimeoutSeconds int32                   `json:"timeoutSeconds,omitempty"`
+}
+
+// ProbeVerification says whether one live probe was rewritten.
+type ProbeVerification struct {
+	// Rewritten is true when the kubelet probe is an httpGet on the status
+	// port at mesh.ProberPath with scheme HTTP (or unset), and
+	// ISTIO_KUBE_APP_PROBERS on istio-proxy is valid and holds an entry for
+	// that path.
+	Rewritten bool
+	// Target is what the kubelet probes now, in the format of Probe.Original.
+	Target string
+	// Original is the original probe recovered from ISTIO_KUBE_APP_PROBERS
+	// (format of Probe.Original; Istio has already resolved a named port
+	// there), "" if there is no valid entry.
+	Original string
+	// Reason is set when Rewritten is false: NoSidecar, ProbeNotRewritten,
+	// MissingKubeAppProbersEntry or InvalidKubeAppProbers.
+	Reason string
+}
+
+// PodVerification is the result of VerifyPod.
+type PodVerification struct {
+	// SidecarInjected is true when istio-proxy is in containers or, as a
+	// native sidecar, in initContainers.
+	SidecarInjected bool
+	// Probes has an entry for every HTTP, TCP and GRPC probe of every
+	// container and init container except istio-proxy. Exec probes, which
+	// Istio never rewrites, are left out.
+	Probes map[Key]ProbeVerification
+}
+
+// VerifyPod inspects a live pod (or an injected pod template) against Istio's
+// rewrite. statusPort is the port the pod's probes should target: the value
+// mesh.StatusPort gives for the pod's annotations.
+func VerifyPod(spec *corev1.PodSpec, statusPort int32) PodVerification {
+	out := PodVerification{Probes: map[Key]ProbeVerification{}}
+	if spec == nil {
+		return out
+	}
+	proxy := findProxy(spec)
+	out.SidecarInjected = proxy != nil
+	probers, perr := KubeAppProbers(spec)
+
+	for _, ac := range appContainers(spec) {
+		for _, kind := range kinds {
+			pr := probeOf(ac.c, kind)
+			if pr == nil {
+				continue
+			}
+			p, _, ok := describe(ac.c, ac.init, kind, pr)
+			if !ok || p.Handler == v1alpha1.HandlerExec {
+				continue
+			}
+			path := mesh.ProberPath(ac.c.Name, kind)
+			v := ProbeVerification{Target: p.Original}
+			entry, found := probers[path]
+			if perr == nil && found {
+				v.Original = describeProber(entry)
+			}
+			switch {
+			case proxy == nil:
+				v.Reason = ReasonNoSidecar
+			case !pointsAtAgent(pr, path, statusPort):
+				v.Reason = ReasonProbeNotRewritten
+			case perr != nil:
+				v.Reason = ReasonInvalidKubeAppProbers
+			case !found:
+				v.Reason = ReasonMissingKubeAppProbersEntry
+			default:
+				v.Rewritten = true
+			}
+			out.Probes[p.Key()] = v
+		}
+	}
+	return out
+}
+
+// pointsAtAgent reports whether the kubelet probe is Istio's rewrite: an
+// httpGet with an integer port equal to statusPort, the agent path, and scheme
+// HTTP or unset.
+func pointsAtAgent(pr *corev1.Probe, path string, statusPort int32) bool {
+	h := pr.HTTPGet
+	return h != nil &&
+		h.Port.Type == intstr.Int && h.Port.IntVal == statusPort &&
+		h.Path == path &&
+		(h.Scheme == "" || h.Scheme == corev1.URISchemeHTTP)
+}
+
+// describeProber formats an ISTIO_KUBE_APP_PROBERS entry like Probe.Original.
+// The entry must have passed validateProber.
+func describeProber(e AppProber) string {
+	switch {
+	case e.HTTPGet != nil:
+		return describeHTTP(e.HTTPGet.Scheme, e.HTTPGet.Host, strconv.Itoa(int(e.HTTPGet.Port.IntVal)), e.HTTPGet.Path)
+	case e.TCPSocket != nil:
+		return describeTCP(e.TCPSocket.Host, strconv.Itoa(int(e.TCPSocket.Port.IntVal)))
+	case e.GRPC != nil:
+		return describeGRPC(e.GRPC.Port, e.GRPC.Service)
+	}
+	return ""
+}
+
+// findProxy returns istio-proxy from containers, else from initContainers
+// (Istio's FindSidecar), or nil.
+func findProxy(spec *corev1.PodSpec) *corev1.Container {
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == mesh.ProxyContainerName {
+			return &spec.Containers[i]
+		}
+	}
+	for i := range spec.InitContainers {
+		if spec.InitContainers[i].Name == mesh.ProxyContainerName {
+			return &spec.InitContainers[i]
+		}
+	}
+	return nil
+}
+
+// appProberPath is the pilot-agent's appProberPattern: every key of
+// ISTIO_KUBE_APP_PROBERS must match it.
+var appProberPath = regexp.MustCompile(`^/(app-health|app-lifecycle)/[^/]+/(livez|readyz|startupz|prestopz|poststartz)$`)
+
+// KubeAppProbers parses ISTIO_KUBE_APP_PROBERS from the istio-proxy container
+// of spec. It returns nil, nil when there is no proxy, no such variable, or an
+// empty value (Istio never writes "{}"). It returns an error when the value is
+// a document the pilot-agent would refuse at start-up: not a JSON object, a key
+// that is not an /app-health/ or /app-lifecycle/ path, an entry without exactly
+// one of httpGet, tcpSocket and grpc, or an httpGet/tcpSocket port that is not
+// an integer. When the variable is set more than once the last value counts, as
+// in the kubelet.
+func KubeAppProbers(spec *corev1.PodSpec) (map[string]AppProber, error) {
+	if spec == nil {
+		return nil, nil
+	}
+	proxy := findProxy(spec)
+	if proxy == nil {
+		return nil, nil
+	}
+	raw := ""
+	for _, e := range proxy.Env {
+		if e.Name == mesh.KubeAppProbersEnv {
+			raw = e.Value
+		}
+	}
+	if raw == "" {
+		return nil, nil
+	}
+	var probers map[string]*AppProber
+	if err := json.Unmarshal([]byte(raw), &probers); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", mesh.KubeAppProbersEnv, err)
+	}
+	paths := make([]string, 0, len(probers))
+	for path := range probers {
+		paths = append(paths, path)
+	}
+	sort.Strings(paths)
+	out := make(map[string]AppProber, len(probers))
+	for _, path := range paths {
+		if err := validateProber(path, probers[path]); err != nil {
+			return nil, fmt.Errorf("%s: %w", mesh.KubeAppProbersEnv, err)
+		}
+		out[path] = *probers[path]
+	}
+	return out, nil
+}
+
+// validateProber mirrors the pilot-agent's validateAppKubeProber.
+func validateProber(path string, p *AppProber) error {
+	if !appProberPath.MatchString(path) {
+		return fmt.Errorf("key %q does not match %s", path, appProberPath)
+	}
+	if p == nil {
+		return fmt.Errorf("entry %q is null", path)
+	}
+	n := 0
+	for _, set := range []bool{p.HTTPGet != nil, p.TCPSocket != nil, p.GRPC != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("entry %q must have exactly one of httpGet, tcpSocket and grpc, has %d", path, n)
+	}
+	if p.HTTPGet != nil && p.HTTPGet.Port.Type != intstr.Int {
+		return fmt.Errorf("entry %q: httpGet port %q is not an integer", path, p.HTTPGet.Port.String())
+	}
+	if p.TCPSocket != nil && p.TCPSocket.Port.Type != intstr.Int {
+		return fmt.Errorf("entry %q: tcpSocket port %q is not an integer", path, p.TCPSocket.Port.String())
+	}
+	return nil
+}

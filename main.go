@@ -1,0 +1,136 @@
+/*
+Copyright 2026 The probe-redirect-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command manager runs the probe-redirect-operator: it keeps kubelet probes truthful inside an
+// Istio service mesh by annotating the workloads ProbeRedirectPolicies select.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+	"time"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/controllers"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	"github.com/proberedirect/probe-redirect-operator/internal/plan"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	utilruntime.Must(securityv1.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr, probeAddr, rootNamespace string
+		secureMetrics, enableHTTP2, leaderElect bool
+		statusPort                            int
+		concurrency                           int
+		unhealthyWindow, eventCoalesce        time.Duration
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness endpoints bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind authentication and authorization.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server; off because of the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
+	flag.StringVar(&rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication.")
+	flag.IntVar(&statusPort, "status-port", int(mesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
+	flag.IntVar(&concurrency, "concurrency", 2, "How many policies are reconciled at once.")
+	flag.DurationVar(&unhealthyWindow, "unhealthy-window", 10*time.Minute, "How long a kubelet Unhealthy event keeps its pod in a policy's status.")
+	flag.DurationVar(&eventCoalesce, "event-coalesce", 2*time.Second, "Reconciles caused by pod and Event churn wait this long, so an event storm causes at most one status write per policy per interval.")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	var tlsOpts []func(*tls.Config)
+	if !enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOptions := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
+	if secureMetrics {
+		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOptions,
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(),
+		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: false}},
+	})
+	if err != nil {
+		setupLog.Error(err, "Failed to create manager")
+		os.Exit(1)
+	}
+
+	peerAuthentications := controllers.PeerAuthenticationsServed(mgr.GetRESTMapper())
+	if !peerAuthentications {
+		setupLog.Info("PeerAuthentication is not served by this cluster; every workload counts as PERMISSIVE",
+			"group", schema.GroupKind{Group: securityv1.GroupName, Kind: "PeerAuthentication"}.String())
+	}
+	reconciler := &controllers.ProbeRedirectPolicyReconciler{
+		Client:                    mgr.GetClient(),
+		Recorder:                  mgr.GetEventRecorder("probe-redirect-operator"),
+		Clock:                     clock.RealClock{},
+		Plan:                      plan.Config{StatusPort: int32(statusPort), UnhealthyWindow: unhealthyWindow},
+		RootNamespace:             rootNamespace,
+		EventCoalesce:             eventCoalesce,
+		PeerAuthenticationsServed: peerAuthentications,
+	}
+	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: concurrency, RecoverPanic: ptrTo(true)}); err != nil {
+		setupLog.Error(err, "Failed to set up controller", "controller", controllers.ControllerName)
+		os.Exit(1)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		setupLog.Error(err, "Failed to set up health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		setupLog.Error(err, "Failed to set up ready check")
+		os.Exit(1)
+	}
+	setupLog.Info("Starting manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		setupLog.Error(err, "Manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
