@@ -1,0 +1,62 @@
+# probe-redirect-operator Makefile (kubebuilder go/v4 targets, tools built from Go modules).
+
+IMG ?= ghcr.io/proberedirect/probe-redirect-operator:v0.1.0
+LOCALBIN ?= $(CURDIR)/bin
+GOTEST_FLAGS ?= -count=1
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD and the ClusterRole from the markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods from the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: envtest-bins controller-gen vet ## Run every unit and integration test (real etcd + kube-apiserver); fails when generated files are stale.
+	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager binary.
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/manager .
+
+.PHONY: run
+run: ## Run the operator against the cluster in ~/.kube/config.
+	go run . --leader-elect=false
+
+##@ Deployment
+
+.PHONY: install
+install: ## Install the CRD into the cluster in ~/.kube/config.
+	kubectl apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: ## Remove the CRD from the cluster in ~/.kube/config.
+	kubectl delete --ignore-not-found -f config/crd/bases
+
+include hack/tools.mk
