@@ -1,0 +1,131 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/test/testenv"
+)
+
+var k8sClient client.Client
+
+func TestMain(m *testing.M) {
+	env, err := testenv.New()
+	if err != nil {
+		panic(err)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		panic(err)
+	}
+	k8sClient, err = client.New(cfg, client.Options{Scheme: testenv.Scheme})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// TestAdmissionRejectsInvalidSpecs sends policies as YAML (the way users write them) and checks
+// that the API server rejects each bad one with a message a user understands.
+func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	tests := []struct {
+		name       string
+		spec       string
+		wantErrors []string
+	}{
+		{name: "selector missing", spec: `{}`,
+			wantErrors: []string{"spec.selector: Required value"}},
+		{name: "unknown matchExpressions operator", spec: `{selector: {matchExpressions: [{key: app, operator: Equals, values: [web]}]}}`,
+			wantErrors: []string{"selector.matchExpressions[].operator must be one of In, NotIn, Exists or DoesNotExist"}},
+		{name: "In without values", spec: `{selector: {matchExpressions: [{key: app, operator: In}]}}`,
+			wantErrors: []string{"selector.matchExpressions[].values must be non-empty when the operator is In or NotIn"}},
+		{name: "Exists with values", spec: `{selector: {matchExpressions: [{key: app, operator: Exists, values: [web]}]}}`,
+			wantErrors: []string{"selector.matchExpressions[].values must be empty when the operator is Exists or DoesNotExist"}},
+		{name: "unknown workload kind", spec: `{selector: {}, workloadKinds: [Job]}`,
+			wantErrors: []string{`spec.workloadKinds[0]: Unsupported value: "Job"`, `"Deployment", "StatefulSet", "DaemonSet"`}},
+		{name: "empty workload kinds", spec: `{selector: {}, workloadKinds: []}`,
+			wantErrors: []string{"spec.workloadKinds: Invalid value", "should have at least 1 items"}},
+		{name: "duplicate workload kinds", spec: `{selector: {}, workloadKinds: [Deployment, Deployment]}`,
+			wantErrors: []string{`spec.workloadKinds[1]: Duplicate value: "Deployment"`}},
+		{name: "exec is not a redirectable probe type", spec: `{selector: {}, probeTypes: [Exec]}`,
+			wantErrors: []string{`spec.probeTypes[0]: Unsupported value: "Exec"`}},
+		{name: "unknown trigger", spec: `{selector: {}, trigger: Sometimes}`,
+			wantErrors: []string{`spec.trigger: Unsupported value: "Sometimes"`, `"StrictMTLS", "Always"`}},
+		{name: "maxConcurrent zero", spec: `{selector: {}, rollout: {maxConcurrent: 0}}`,
+			wantErrors: []string{"spec.rollout.maxConcurrent: Invalid value: 0", "should be greater than or equal to 1"}},
+		{name: "progress deadline too short", spec: `{selector: {}, rollout: {progressDeadlineSeconds: 5}}`,
+			wantErrors: []string{"spec.rollout.progressDeadlineSeconds: Invalid value: 5", "should be greater than or equal to 10"}},
+		{name: "unknown onDelete", spec: `{selector: {}, onDelete: Delete}`,
+			wantErrors: []string{`spec.onDelete: Unsupported value: "Delete"`, `"Keep", "Restore"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := k8sClient.Create(ctx, policyFromYAML(t, ns, tt.spec))
+			g.Expect(err).To(HaveOccurred())
+			for _, want := range tt.wantErrors {
+				g.Expect(err.Error()).To(ContainSubstring(want))
+			}
+		})
+	}
+}
+
+// TestAdmissionDefaults checks that a minimal policy gets the documented defaults.
+func TestAdmissionDefaults(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	obj := policyFromYAML(t, ns, `{selector: {matchLabels: {app: web}}}`)
+	g.Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+
+	got := &v1alpha1.ProbeRedirectPolicy{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), got)).To(Succeed())
+	g.Expect(got.Spec.WorkloadKinds).To(Equal([]v1alpha1.WorkloadKind{v1alpha1.KindDeployment, v1alpha1.KindStatefulSet, v1alpha1.KindDaemonSet}))
+	g.Expect(got.Spec.ProbeTypes).To(Equal([]v1alpha1.ProbeType{v1alpha1.ProbeTypeHTTP, v1alpha1.ProbeTypeTCP, v1alpha1.ProbeTypeGRPC}))
+	g.Expect(got.Spec.Trigger).To(Equal(v1alpha1.TriggerStrictMTLS))
+	g.Expect(got.Spec.Rollout.MaxConcurrent).To(Equal(int32(1)))
+	g.Expect(got.Spec.Rollout.ProgressDeadlineSeconds).To(Equal(int32(600)))
+	g.Expect(got.Spec.Rollout.PauseOnFailure).To(HaveValue(BeTrue()))
+	g.Expect(got.Spec.Suspend).To(BeFalse())
+	g.Expect(got.Spec.OnDelete).To(Equal(v1alpha1.DeletionPolicyKeep))
+
+	everything := policyFromYAML(t, ns, `{selector: {}}`)
+	g.Expect(k8sClient.Create(ctx, everything)).To(Succeed(), "an explicit empty selector selects every workload")
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "validation-"}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// policyFromYAML builds an unstructured policy, so that fields Go would fill in stay absent.
+func policyFromYAML(t *testing.T, ns, spec string) *unstructured.Unstructured {
+	t.Helper()
+	var specMap map[string]any
+	if err := yaml.Unmarshal([]byte(spec), &specMap); err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": specMap}}
+	u.SetAPIVersion(v1alpha1.GroupVersion.String())
+	u.SetKind("ProbeRedirectPolicy")
+	u.SetNamespace(ns)
+	u.SetGenerateName("policy-")
+	return u
+}
