@@ -107,6 +107,7 @@ func main() {
 	}
 	reconciler := &controllers.ProbeRedirectPolicyReconciler{
 		Client:                    mgr.GetClient(),
+		APIReader:                 mgr.GetAPIReader(),
 		Recorder:                  mgr.GetEventRecorder("probe-redirect-operator"),
 		Clock:                     clock.RealClock{},
 		Plan:                      plan.Config{StatusPort: int32(statusPort), UnhealthyWindow: unhealthyWindow},

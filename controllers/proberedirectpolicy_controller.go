@@ -29,6 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -60,6 +61,9 @@ const (
 // ProbeRedirectPolicyReconciler reconciles ProbeRedirectPolicy objects.
 type ProbeRedirectPolicyReconciler struct {
 	client.Client
+	// APIReader reads the policy itself straight from the API server: its status holds the
+	// rollout records, and the cache can lag behind the reconciler's own last status write.
+	APIReader client.Reader
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	// Plan holds the mesh status port and the Unhealthy event window.
@@ -87,7 +91,7 @@ type ProbeRedirectPolicyReconciler struct {
 func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	policy := &v1alpha1.ProbeRedirectPolicy{}
-	if err := r.Get(ctx, req.NamespacedName, policy); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, policy); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	deleting := !policy.DeletionTimestamp.IsZero()
@@ -295,16 +299,28 @@ func (r *ProbeRedirectPolicyReconciler) applyAnnotation(ctx context.Context, ns 
 	return 0, nil
 }
 
-// writeStatus writes the status once, and only when it changed: idle means idle.
+// writeStatus writes the status once, and only when it changed: idle means idle. It is a
+// server-side apply of the whole status under FieldOwner, so it needs no optimistic lock and a
+// stale cache cannot make it fail.
 func (r *ProbeRedirectPolicyReconciler) writeStatus(ctx context.Context, policy *v1alpha1.ProbeRedirectPolicy, status v1alpha1.ProbeRedirectPolicyStatus) error {
 	if apiequality.Semantic.DeepEqual(policy.Status, status) {
 		return nil
 	}
-	base := policy.DeepCopy()
-	policy.Status = status
-	if err := r.Status().Patch(ctx, policy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&v1alpha1.ProbeRedirectPolicy{Status: status})
+	if err != nil {
+		return err
+	}
+	applied := &unstructured.Unstructured{Object: map[string]any{"status": content["status"]}}
+	applied.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("ProbeRedirectPolicy"))
+	applied.SetName(policy.Name)
+	applied.SetNamespace(policy.Namespace)
+	applied.SetUID(policy.UID) // never recreate a policy deleted meanwhile
+	err = r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(FieldOwner), client.ForceOwnership)
+	if err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	policy.Status = status
+	policy.ResourceVersion = applied.GetResourceVersion() // a later finalizer patch must not conflict
 	return nil
 }
 

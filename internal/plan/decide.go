@@ -163,6 +163,13 @@ func (d *Decision) evaluate(w Workload) *evaluation {
 	setting, raw := mesh.ReadRewriteSetting(template.Annotations)
 	e.annotated = setting == mesh.RewriteEnabled
 	e.record = findRecord(in.Policy.Status.Rollouts, ref)
+	if e.record != nil && e.record.Generation > w.Object().GetGeneration() {
+		// The cache has not caught up with the annotation this policy applied: it is rolling.
+		e.annotated, e.inFlight = true, true
+		e.status.State, e.status.Reason = v1alpha1.WorkloadRolling, "RolloutStarted"
+		e.status.Message = "annotated by the operator; waiting for the workload to show it"
+		return e
+	}
 
 	needed := make([]need, len(analysed))
 	anyNeeded := false
@@ -253,7 +260,7 @@ func (d *Decision) evaluateAnnotated(e *evaluation, w Workload, analysed []probe
 	}
 	progress := w.Progress(minGeneration)
 	deadline := time.Duration(progressDeadline(in.Policy.Spec)) * time.Second
-	verified := d.verify(e, w, analysed)
+	verified := d.verify(e, w, analysed, progress.Complete)
 	by := "the operator"
 	if !w.ManagedByOperator {
 		by = "its owner"
@@ -299,7 +306,7 @@ func (d *Decision) evaluateAnnotated(e *evaluation, w Workload, analysed []probe
 
 // verify sets each probe's state from the workload's live pods and returns the worst state among
 // the redirectable probes (Rewritten, PendingRollout or NotRewritten).
-func (d *Decision) verify(e *evaluation, w Workload, analysed []probes.Probe) v1alpha1.ProbeState {
+func (d *Decision) verify(e *evaluation, w Workload, analysed []probes.Probe, rolledOut bool) v1alpha1.ProbeState {
 	var current, old []*corev1.Pod
 	for _, pod := range d.in.Pods {
 		if pod.DeletionTimestamp != nil {
@@ -329,6 +336,8 @@ func (d *Decision) verify(e *evaluation, w Workload, analysed []probes.Probe) v1
 		case len(old) > 0:
 			setProbe(ps, v1alpha1.ProbePendingRollout, "PodsOnOldTemplate",
 				fmt.Sprintf("%d of %d pods predate the annotation", len(old), len(old)+len(current)))
+		case len(current) == 0 && !rolledOut:
+			setProbe(ps, v1alpha1.ProbePendingRollout, "RolloutInProgress", "no pod from the annotated template yet")
 		case len(current) == 0:
 			setProbe(ps, v1alpha1.ProbeRewritten, "TemplateAnnotated", "no pods to verify; new pods get the rewrite")
 		default:

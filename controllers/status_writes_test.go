@@ -1,0 +1,104 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+)
+
+// TestUnhealthyEventStormIsCoalesced floods a pod with Unhealthy events and counts the policy's
+// status writes: they must stay near one per coalescing interval, not one per event.
+func TestUnhealthyEventStormIsCoalesced(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := meshNamespace(t)
+	d := createDeployment(t, ns, "web", []corev1.Container{container("app", readiness(tcpSocket(8080)))},
+		templateAnnotation("sidecar.istio.io/rewriteAppHTTPProbers", "true"))
+	pod := completeDeploymentRollout(t, d)
+	p := createPolicy(t, ns, "web", map[string]string{"app": "web"})
+	eventuallyPolicy(t, p, haveCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonRedirected))
+
+	watcher, err := k8sClient.Watch(ctx, &v1alpha1.ProbeRedirectPolicyList{}, client.InNamespace(ns))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer watcher.Stop()
+	writes := make(chan time.Time, 1000)
+	go func() {
+		for e := range watcher.ResultChan() {
+			if e.Type == watch.Modified {
+				writes <- time.Now()
+			}
+		}
+	}()
+
+	// The kubelet's event recorder aggregates a repeating failure into one Event and raises its
+	// count, so a storm is a stream of updates to the same Event.
+	const failures = 60
+	start := time.Now()
+	storm := unhealthyEvent(t, pod, "Readiness probe failed: HTTP probe failed with statuscode: 500", 1)
+	for i := 2; i <= failures; i++ {
+		time.Sleep(50 * time.Millisecond)
+		storm.Count = int32(i)
+		storm.LastTimestamp = metav1.Now()
+		g.Expect(k8sClient.Update(ctx, storm)).To(Succeed())
+	}
+	other := unhealthyEvent(t, pod, "Liveness probe failed: dial tcp 10.0.0.7:8080: connect: connection refused", 3)
+	elapsed := time.Since(start)
+
+	eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
+		haveCondition(v1alpha1.ConditionProbesHealthy, metav1.ConditionFalse, v1alpha1.ReasonUnhealthyPods)(g, p)
+		g.Expect(p.Status.Summary.UnhealthyPods).To(Equal(int32(1)))
+		g.Expect(p.Status.UnhealthyPods[0].Count).To(Equal(int32(failures) + other.Count))
+	})
+	time.Sleep(coalesce + time.Second)
+	close(writes)
+	count := len(writes)
+	limit := int(elapsed/coalesce) + 2
+	t.Logf("%d Unhealthy event updates over %s caused %d status writes (limit %d)", failures+1, elapsed.Round(time.Millisecond), count, limit)
+	g.Expect(count).To(BeNumerically(">=", 1))
+	g.Expect(count).To(BeNumerically("<=", limit))
+}
+
+// TestPrinterColumnsCarryRealValues asks the API server for the table `kubectl get
+// proberedirectpolicies` prints, and checks its columns and values.
+func TestPrinterColumnsCarryRealValues(t *testing.T) {
+	g := NewWithT(t)
+	ns := meshNamespace(t)
+	createPeerAuthentication(t, ns, "default", strict)
+	d := createDeployment(t, ns, "nginx", nginx())
+	p := createPolicy(t, ns, "nginx", map[string]string{"app": "nginx"})
+	eventuallyAnnotated(t, d)
+	completeDeploymentRollout(t, d)
+	eventuallyPolicy(t, p, haveCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonRedirected))
+
+	clientset, err := kubernetes.NewForConfig(restConfig)
+	g.Expect(err).NotTo(HaveOccurred())
+	table := &metav1.Table{}
+	g.Expect(clientset.RESTClient().Get().AbsPath("/apis/mesh.proberedirect.io/v1alpha1/namespaces", ns, "proberedirectpolicies").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").Do(context.Background()).Into(table)).To(Succeed())
+
+	var names []string
+	for _, c := range table.ColumnDefinitions {
+		if c.Priority == 0 {
+			names = append(names, c.Name)
+		}
+	}
+	g.Expect(names).To(Equal([]string{"Name", "MTLS", "Workloads", "Rewritten", "Unhealthy", "Ready", "Age"}))
+	g.Expect(table.Rows).To(HaveLen(1))
+	cells := table.Rows[0].Cells
+	g.Expect(cells[0]).To(Equal("nginx"))
+	g.Expect(cells[1]).To(Equal("STRICT"))
+	g.Expect(cells[2]).To(BeEquivalentTo(1))
+	g.Expect(cells[3]).To(BeEquivalentTo(1))
+	g.Expect(cells[4]).To(BeEquivalentTo(0))
+	g.Expect(cells[5]).To(Equal("True"))
+}
