@@ -54,11 +54,11 @@ func init() {
 
 func main() {
 	var (
-		metricsAddr, probeAddr, rootNamespace string
+		metricsAddr, probeAddr, rootNamespace   string
 		secureMetrics, enableHTTP2, leaderElect bool
-		statusPort                            int
-		concurrency                           int
-		unhealthyWindow, eventCoalesce        time.Duration
+		statusPort                              int
+		concurrency                             int
+		unhealthyWindow, eventCoalesce          time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness endpoints bind to.")

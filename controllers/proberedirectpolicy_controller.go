@@ -64,8 +64,8 @@ type ProbeRedirectPolicyReconciler struct {
 	// APIReader reads the policy itself straight from the API server: its status holds the
 	// rollout records, and the cache can lag behind the reconciler's own last status write.
 	APIReader client.Reader
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 	// Plan holds the mesh status port and the Unhealthy event window.
 	Plan plan.Config
 	// RootNamespace is Istio's root namespace, home of the mesh-wide PeerAuthentication.

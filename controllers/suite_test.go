@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,7 +27,7 @@ const rootNamespace = "istio-system"
 
 var (
 	// k8sClient reads straight from the API server, never from a cache.
-	k8sClient client.WithWatch
+	k8sClient  client.WithWatch
 	restConfig *rest.Config
 )
 
