@@ -3,6 +3,7 @@ package v1alpha1_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -104,6 +105,23 @@ func TestAdmissionDefaults(t *testing.T) {
 
 	everything := policyFromYAML(t, ns, `{selector: {}}`)
 	g.Expect(k8sClient.Create(ctx, everything)).To(Succeed(), "an explicit empty selector selects every workload")
+}
+
+// TestSamplesAreAccepted creates every sample in config/samples against the real CRD.
+func TestSamplesAreAccepted(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "mesh_*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(files).NotTo(BeEmpty())
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		g.Expect(err).NotTo(HaveOccurred())
+		u := &unstructured.Unstructured{}
+		g.Expect(yaml.Unmarshal(data, &u.Object)).To(Succeed(), file)
+		u.SetNamespace(newNamespace(t))
+		g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), file)
+	}
 }
 
 func newNamespace(t *testing.T) string {
