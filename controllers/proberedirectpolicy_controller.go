@@ -28,6 +28,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -92,6 +93,9 @@ func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 	log := ctrl.LoggerFrom(ctx)
 	policy := &v1alpha1.ProbeRedirectPolicy{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, policy); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	deleting := !policy.DeletionTimestamp.IsZero()
@@ -114,6 +118,7 @@ func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 	outcome := decision.Complete(results)
 
 	statusErr := r.writeStatus(ctx, policy, outcome.Status)
+	recordMetrics(policy, outcome)
 	for _, e := range outcome.Events {
 		r.Recorder.Eventf(policy, nil, e.Type, e.Reason, e.Reason, "%s", e.Message)
 	}
