@@ -36,8 +36,8 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: envtest-bins controller-gen vet ## Run every unit and integration test (real etcd + kube-apiserver); fails when generated files are stale.
-	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
+test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver); fails when generated files are stale.
+	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
 
 ##@ Build
 
@@ -48,6 +48,12 @@ build: ## Build the manager binary.
 .PHONY: run
 run: ## Run the operator against the cluster in ~/.kube/config.
 	go run . --leader-elect=false
+
+.PHONY: build-installer
+build-installer: manifests generate kustomize ## Render the CRD and the operator's deployment into dist/install.yaml.
+	mkdir -p dist
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default > dist/install.yaml
 
 ##@ Deployment
 
