@@ -70,14 +70,15 @@ const (
 
 // Event reasons recorded on the policy, in Successful/Failed pairs where there are two outcomes.
 const (
-	EventAnnotated        = "Annotated"
-	EventAnnotateFailed   = "AnnotateFailed"
-	EventRolloutStarted   = "RolloutStarted"
-	EventRolloutComplete  = "RolloutComplete"
-	EventRolloutFailed    = "RolloutFailed"
-	EventRestored         = "Restored"
-	EventRestoreFailed    = "RestoreFailed"
-	EventInvalidSelector  = "InvalidSelector"
-	EventConflict         = "Conflict"
-	EventUnsupportedProbe = "UnsupportedProbe"
+	EventAnnotated         = "Annotated"
+	EventAnnotateFailed    = "AnnotateFailed"
+	EventRolloutStarted    = "RolloutStarted"
+	EventRolloutComplete   = "RolloutComplete"
+	EventRolloutFailed     = "RolloutFailed"
+	EventRestored          = "Restored"
+	EventRestoreFailed     = "RestoreFailed"
+	EventRestoreSkipped    = "RestoreSkipped"
+	EventInvalidSelector   = "InvalidSelector"
+	EventConflict          = "Conflict"
+	EventUnsupportedProbes = "UnsupportedProbes"
 )

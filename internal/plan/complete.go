@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
@@ -59,7 +60,8 @@ func (d *Decision) Complete(results map[Ref]ApplyResult) Outcome {
 				Message: fmt.Sprintf("Failed to %s %s: %v", verb, e.ref, result.Err)})
 		default:
 			e.inFlight = true
-			e.record = &v1alpha1.RolloutRecord{Kind: e.ref.Kind, Name: e.ref.Name, Generation: result.Generation, StartedAt: metav1.NewTime(in.Now)}
+			e.record = &v1alpha1.RolloutRecord{Kind: e.ref.Kind, Name: e.ref.Name, Generation: max(result.Generation, 1),
+				StartedAt: metav1.NewTime(in.Now.Truncate(time.Second))}
 			d.requeueAt(in.Now.Add(time.Duration(progressDeadline(p.Spec)) * time.Second))
 			if d.restoring {
 				e.status.State, e.status.Reason, e.status.Message = v1alpha1.WorkloadRolling, "Restoring", "annotation removed; rolling back to un-rewritten probes"
@@ -94,12 +96,16 @@ func (d *Decision) Complete(results map[Ref]ApplyResult) Outcome {
 	}
 
 	status.Summary, status.Workloads, status.Rollouts = d.summarise()
+	if d.invalid != nil {
+		// Nothing can be evaluated; keep the deadlines of rollouts already in flight.
+		status.Rollouts = p.Status.Rollouts
+	}
 	status.UnhealthyPods, status.Summary.UnhealthyPods = d.unhealthyPods()
 
 	ready := d.readiness(applyErrs)
 	setConditions(&status, p.Generation, in.Now, ready, unhealthyCondition(status))
 	if prev := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady); ready.stalled &&
-		(prev == nil || prev.Reason != ready.reason) {
+		ready.reason != v1alpha1.ReasonRolloutFailed && (prev == nil || prev.Reason != ready.reason) {
 		events = append(events, Event{Type: corev1.EventTypeWarning, Reason: ready.reason, Message: ready.message})
 	}
 
@@ -182,13 +188,22 @@ func (d *Decision) unhealthyRecords() map[string]podRecord {
 		}
 	}
 	owners := map[string]Ref{}
+	uids := map[string]types.UID{}
 	for _, pod := range d.in.Pods {
 		if ref, ok := WorkloadOfPod(pod); ok && managed[ref] {
-			owners[pod.Name] = ref
+			owners[pod.Name], uids[pod.Name] = ref, pod.UID
+		}
+	}
+	// A pod recreated under the same name (StatefulSets do that) must not inherit the events of
+	// its predecessor.
+	var events []corev1.Event
+	for _, e := range d.in.Events {
+		if uid, ok := uids[e.InvolvedObject.Name]; ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == uid) {
+			events = append(events, e)
 		}
 	}
 	out := map[string]podRecord{}
-	for name, rec := range unhealthy.Summarize(d.in.Events, d.in.Now, d.in.Config.UnhealthyWindow) {
+	for name, rec := range unhealthy.Summarize(events, d.in.Now, d.in.Config.UnhealthyWindow) {
 		if ref, ok := owners[name]; ok {
 			out[name] = podRecord{Record: rec, workload: ref}
 		}
@@ -255,7 +270,8 @@ func (d *Decision) readiness(applyErrs int) readiness {
 	if d.restoring {
 		if inProgress > 0 || d.anyLeftToRestore() {
 			return readiness{reconciling: true, reason: v1alpha1.ReasonDeleting,
-				message: fmt.Sprintf("Restoring workloads before deletion: %d rolling", inProgress)}
+				message: fmt.Sprintf("Restoring workloads before deletion: %d rolling back, %d waiting",
+					count[v1alpha1.WorkloadRolling], count[v1alpha1.WorkloadQueued])}
 		}
 		return readiness{reason: v1alpha1.ReasonDeleting, message: "All workloads restored"}
 	}
@@ -272,13 +288,13 @@ func (d *Decision) readiness(applyErrs int) readiness {
 	case applyErrs > 0:
 		return readiness{reconciling: true, reason: v1alpha1.ReasonApplyFailed,
 			message: fmt.Sprintf("Failed to annotate %d workload(s); retrying", applyErrs)}
-	case count[v1alpha1.WorkloadSuspended] > 0:
-		return readiness{reason: v1alpha1.ReasonSuspended,
-			message: fmt.Sprintf("Suspended: %d workload(s) need redirection", count[v1alpha1.WorkloadSuspended])}
 	case inProgress > 0:
 		return readiness{reconciling: true, reason: v1alpha1.ReasonRolloutInProgress,
 			message: fmt.Sprintf("%d rolling, %d queued, %d of %d workloads redirected",
 				count[v1alpha1.WorkloadRolling], count[v1alpha1.WorkloadQueued], count[v1alpha1.WorkloadRedirected], total)}
+	case count[v1alpha1.WorkloadSuspended] > 0:
+		return readiness{reason: v1alpha1.ReasonSuspended,
+			message: fmt.Sprintf("Suspended: %d workload(s) need redirection", count[v1alpha1.WorkloadSuspended])}
 	case count[v1alpha1.WorkloadManualRolloutRequired] > 0:
 		return readiness{reason: v1alpha1.ReasonManualRolloutRequired,
 			message: fmt.Sprintf("%d workload(s) are annotated but need a manual rollout (paused or OnDelete)", count[v1alpha1.WorkloadManualRolloutRequired])}

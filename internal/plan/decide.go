@@ -97,6 +97,7 @@ type evaluation struct {
 
 // Decide evaluates every workload the policy selects and picks those to annotate now.
 func Decide(in Input) *Decision {
+	in = withDefaults(in)
 	d := &Decision{in: in}
 	selector, err := selectorOf(in.Policy)
 	if err != nil {
@@ -136,7 +137,7 @@ func Decide(in Input) *Decision {
 			e.status.Message = fmt.Sprintf("%d rollout(s) failed and rollout.pauseOnFailure is true", failed)
 		default:
 			e.status.Reason = "WaitingForRolloutSlot"
-			e.status.Message = fmt.Sprintf("%d of %d concurrent rollout(s) in progress", inFlight, maxConcurrent(spec))
+			e.status.Message = fmt.Sprintf("%d of %d concurrent rollout(s) in progress", inFlight+slots, maxConcurrent(spec))
 		}
 	}
 	return d
@@ -163,13 +164,6 @@ func (d *Decision) evaluate(w Workload) *evaluation {
 	setting, raw := mesh.ReadRewriteSetting(template.Annotations)
 	e.annotated = setting == mesh.RewriteEnabled
 	e.record = findRecord(in.Policy.Status.Rollouts, ref)
-	if e.record != nil && e.record.Generation > w.Object().GetGeneration() {
-		// The cache has not caught up with the annotation this policy applied: it is rolling.
-		e.annotated, e.inFlight = true, true
-		e.status.State, e.status.Reason = v1alpha1.WorkloadRolling, "RolloutStarted"
-		e.status.Message = "annotated by the operator; waiting for the workload to show it"
-		return e
-	}
 
 	needed := make([]need, len(analysed))
 	anyNeeded := false
@@ -184,7 +178,24 @@ func (d *Decision) evaluate(w Workload) *evaluation {
 	}
 	e.status.Probes = base
 
+	if e.record != nil && e.record.Generation > w.Object().GetGeneration() {
+		// The cache has not caught up with the annotation this policy applied: it is rolling.
+		e.annotated, e.inFlight = true, true
+		e.status.State, e.status.Reason = v1alpha1.WorkloadRolling, "RolloutStarted"
+		e.status.Message = "annotated by the operator; waiting for the workload to show it"
+		for i, p := range analysed {
+			if p.Handler != v1alpha1.HandlerExec {
+				setProbe(&e.status.Probes[i], v1alpha1.ProbePendingRollout, "RolloutStarted", "no pod from the annotated template yet")
+			}
+		}
+		return e
+	}
+
 	injected, injectionReason := mesh.Injection(in.NamespaceLabels, template.Labels, template.Annotations)
+	if injected && template.Spec.HostNetwork {
+		// Istio's injector never adds a sidecar to host-network pods.
+		injected, injectionReason = false, mesh.ReasonHostNetwork
+	}
 	switch {
 	case !injected:
 		e.status.State, e.status.Reason = v1alpha1.WorkloadNotInMesh, injectionReason
@@ -196,7 +207,7 @@ func (d *Decision) evaluate(w Workload) *evaluation {
 		e.status.Message = fmt.Sprintf("%s is %q on the pod template; the operator leaves it", mesh.RewriteAnnotation, raw)
 		setRedirectableStates(e, analysed, v1alpha1.ProbeOptedOut, "RewriteDisabledByUser")
 		e.record = nil
-	case setting == mesh.RewriteInvalid:
+	case setting == mesh.RewriteInvalid && anyNeeded:
 		e.status.State, e.status.Reason = v1alpha1.WorkloadUnsupported, "InvalidRewriteAnnotation"
 		e.status.Message = fmt.Sprintf("%s is %q, which is not a boolean: Istio ignores it and uses the mesh default; the operator does not overwrite it", mesh.RewriteAnnotation, raw)
 		setRedirectableStates(e, analysed, v1alpha1.ProbeUnsupported, "InvalidRewriteAnnotation")
@@ -269,7 +280,7 @@ func (d *Decision) evaluateAnnotated(e *evaluation, w Workload, analysed []probe
 	case e.record != nil && !progress.Complete && rollout.Expired(e.record.StartedAt.Time, in.Now, deadline):
 		e.status.State, e.status.Reason = v1alpha1.WorkloadRolloutFailed, "ProgressDeadlineExceeded"
 		e.status.Message = fmt.Sprintf("rollout did not finish within %s: %s", deadline, progress.Message)
-	case progress.Failed:
+	case progress.Failed && e.record != nil:
 		e.status.State, e.status.Reason = v1alpha1.WorkloadRolloutFailed, "ProgressDeadlineExceeded"
 		e.status.Message = progress.Message
 	case progress.Blocked != "" && !progress.Complete:
@@ -279,7 +290,9 @@ func (d *Decision) evaluateAnnotated(e *evaluation, w Workload, analysed []probe
 	case !progress.Complete:
 		e.status.State, e.status.Reason = v1alpha1.WorkloadRolling, "RolloutInProgress"
 		e.status.Message = progress.Message
-		e.inFlight = e.record != nil || w.ManagedByOperator
+		// Only rollouts this policy started count against maxConcurrent and have a deadline;
+		// a rollout someone else started (say, a new image) is theirs.
+		e.inFlight = e.record != nil
 		if e.record != nil {
 			d.requeueAt(e.record.StartedAt.Add(deadline))
 		}
@@ -295,11 +308,24 @@ func (d *Decision) evaluateAnnotated(e *evaluation, w Workload, analysed []probe
 			e.status.State, e.status.Reason = v1alpha1.WorkloadRedirected, "ProbesRewritten"
 			e.status.Message = "annotated by " + by + "; probes verified on live pods"
 		case v1alpha1.ProbePendingRollout:
-			e.status.State, e.status.Reason = v1alpha1.WorkloadRolling, "PodsOnOldTemplate"
-			e.status.Message = "the rollout is complete, but some pods predate the annotation"
+			// A complete rollout that leaves old pods is a partitioned StatefulSet or similar:
+			// those pods change only when a person moves the partition or deletes them.
+			e.status.State, e.status.Reason = v1alpha1.WorkloadManualRolloutRequired, "PodsOnOldTemplate"
+			e.status.Message = "the rollout is complete, but some pods predate the annotation (a partition, or pods kept on purpose)"
 		default:
 			e.status.State, e.status.Reason = v1alpha1.WorkloadUnsupported, "NotRewrittenByMesh"
 			e.status.Message = "pods come from the annotated template, yet the mesh did not rewrite their probes (see the probes)"
+		}
+	}
+	// Someone else enabled the rewrite on a template whose probes it breaks: say so.
+	if e.status.State != v1alpha1.WorkloadRolloutFailed {
+		for i, p := range analysed {
+			if p.Hazard == "" {
+				continue
+			}
+			setProbe(&e.status.Probes[i], v1alpha1.ProbeUnsupported, p.Hazard, p.HazardMessage)
+			e.status.State, e.status.Reason = v1alpha1.WorkloadUnsupported, p.Hazard
+			e.status.Message = fmt.Sprintf("the rewrite is enabled, but it breaks container %q %s probe: %s", p.Container, lower(p.Kind), p.HazardMessage)
 		}
 	}
 }
@@ -435,9 +461,12 @@ func setProbe(ps *v1alpha1.ProbeStatus, state v1alpha1.ProbeState, reason, messa
 // managingPolicy returns the oldest live policy in the namespace that selects the workload; the
 // current policy is considered even when the list lacks it.
 func managingPolicy(all []*v1alpha1.ProbeRedirectPolicy, current *v1alpha1.ProbeRedirectPolicy, w Workload) *v1alpha1.ProbeRedirectPolicy {
-	candidates := all
-	if !slices.ContainsFunc(all, func(p *v1alpha1.ProbeRedirectPolicy) bool { return p.UID == current.UID }) {
-		candidates = append(slices.Clone(all), current)
+	// The current policy is read fresh; the list may hold a stale copy of it.
+	candidates := []*v1alpha1.ProbeRedirectPolicy{current}
+	for _, p := range all {
+		if p.UID != current.UID {
+			candidates = append(candidates, p)
+		}
 	}
 	var oldest *v1alpha1.ProbeRedirectPolicy
 	for _, p := range candidates {
@@ -562,6 +591,14 @@ func truncate(s string) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// withDefaults fills what a caller may leave out.
+func withDefaults(in Input) Input {
+	if in.MTLS == nil {
+		in.MTLS = mtls.NewResolver("", nil)
+	}
+	return in
 }
 
 func secondsOf(s int32) time.Duration { return time.Duration(s) * time.Second }

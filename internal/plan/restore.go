@@ -17,10 +17,17 @@ const rewriteAnnotationName = mesh.RewriteAnnotation
 // limits. Workloads another live policy selects keep their annotation; annotations a person wrote
 // are never removed.
 func DecideRestore(in Input) *Decision {
+	in = withDefaults(in)
 	d := &Decision{in: in, restoring: true}
 	selector, err := selectorOf(in.Policy)
 	if err != nil {
 		// Nothing can be selected, so nothing is restored.
+		return d
+	}
+	if in.Policy.Spec.Suspend {
+		// A suspended policy changes nothing, not even on its way out.
+		d.events = append(d.events, Event{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRestoreSkipped,
+			Message: "The policy is suspended, so its annotations were kept"})
 		return d
 	}
 	deadline := progressDeadline(in.Policy.Spec)
@@ -34,13 +41,16 @@ func DecideRestore(in Input) *Decision {
 		e := &evaluation{ref: ref, status: v1alpha1.WorkloadStatus{Kind: ref.Kind, Name: ref.Name}}
 		setting, _ := mesh.ReadRewriteSetting(w.Template().Annotations)
 		record := findRecord(in.Policy.Status.Rollouts, ref)
+		stale := record != nil && record.Generation > w.Object().GetGeneration()
 		switch {
-		case w.ManagedByOperator && setting == mesh.RewriteEnabled:
+		case w.ManagedByOperator && setting == mesh.RewriteEnabled && !stale:
 			e.status.State, e.status.Reason, e.status.Message = v1alpha1.WorkloadQueued, "WaitingToRestore", "the operator's annotation is removed next"
 			candidates = append(candidates, e)
 		case record != nil:
 			progress := w.Progress(record.Generation)
 			switch {
+			case stale:
+				// The cache has not caught up with the removal: keep waiting.
 			case progress.Complete:
 				d.events = append(d.events, Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutComplete,
 					Message: fmt.Sprintf("Rollout of %s completed after restore", ref)})
