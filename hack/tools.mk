@@ -44,7 +44,8 @@ ETCD ?= $(LOCALBIN)/etcd
 KUBE_APISERVER ?= $(LOCALBIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER ?= $(LOCALBIN)/kube-controller-manager
 KUBE_SCHEDULER ?= $(LOCALBIN)/kube-scheduler
-export CONTROLLER_GEN KUSTOMIZE KWOK ETCD KUBE_APISERVER KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER
+KUBECTL ?= $(LOCALBIN)/kubectl
+export CONTROLLER_GEN KUSTOMIZE KWOK ETCD KUBE_APISERVER KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBECTL
 
 ## kwok's stock stage manifests ship inside the kwok module. KWOK_MODULE_DIR
 ## is resolved lazily (only when referenced; downloads the module if needed,
@@ -76,7 +77,7 @@ KUBE_WRAPPER_DEPS := $(TOOLS_DIR)/kubernetes/go.mod $(TOOLS_DIR)/kubernetes/go.s
 
 ##@ Tools
 
-.PHONY: controller-gen kustomize kwok etcd kube-apiserver kube-controller-manager kube-scheduler envtest-bins control-plane-bins kwok-stages
+.PHONY: controller-gen kustomize kwok etcd kube-apiserver kube-controller-manager kube-scheduler kubectl envtest-bins control-plane-bins kwok-stages
 controller-gen: $(LOCALBIN)/controller-gen ## Build controller-gen into $(LOCALBIN).
 kustomize: $(LOCALBIN)/kustomize ## Build kustomize into $(LOCALBIN).
 kwok: $(LOCALBIN)/kwok ## Build kwok into $(LOCALBIN).
@@ -84,10 +85,11 @@ etcd: $(LOCALBIN)/etcd ## Build etcd into $(LOCALBIN).
 kube-apiserver: $(LOCALBIN)/kube-apiserver ## Build kube-apiserver into $(LOCALBIN).
 kube-controller-manager: $(LOCALBIN)/kube-controller-manager ## Build kube-controller-manager into $(LOCALBIN).
 kube-scheduler: $(LOCALBIN)/kube-scheduler ## Build kube-scheduler into $(LOCALBIN).
+kubectl: $(LOCALBIN)/kubectl ## Build kubectl (same version as the control plane) into $(LOCALBIN).
 
 envtest-bins: $(LOCALBIN)/etcd $(LOCALBIN)/kube-apiserver ## Build etcd + kube-apiserver (envtest; KUBEBUILDER_ASSETS=$(LOCALBIN)).
 
-control-plane-bins: $(LOCALBIN)/etcd $(LOCALBIN)/kube-apiserver $(LOCALBIN)/kube-controller-manager $(LOCALBIN)/kube-scheduler $(LOCALBIN)/kwok ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
+control-plane-bins: $(LOCALBIN)/etcd $(LOCALBIN)/kube-apiserver $(LOCALBIN)/kube-controller-manager $(LOCALBIN)/kube-scheduler $(LOCALBIN)/kwok $(LOCALBIN)/kubectl ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl.
 
 kwok-stages: ## Print the directories of kwok's stock stage manifests.
 	@for d in node/fast node/heartbeat pod/fast; do test -d "$(KWOK_STAGES_DIR)/$$d" || { echo "missing $(KWOK_STAGES_DIR)/$$d" >&2; exit 1; }; echo "$(KWOK_STAGES_DIR)/$$d"; done
@@ -130,7 +132,7 @@ $(eval $(call go-install-tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUS
 $(eval $(call go-install-tool,kwok,sigs.k8s.io/kwok/cmd/kwok,$(KWOK_VERSION)))
 
 $(eval $(call go-build-wrapped,etcd,$(TOOLS_DIR)/etcd,go.etcd.io/etcd/server/v3,$(ETCD_VERSION),$(ETCD_WRAPPER_DEPS),-ldflags '$(ETCD_LDFLAGS)'))
-$(foreach b,kube-apiserver kube-controller-manager kube-scheduler,\
+$(foreach b,kube-apiserver kube-controller-manager kube-scheduler kubectl,\
   $(eval $(call go-build-wrapped,$(b),$(TOOLS_DIR)/kubernetes,k8s.io/kubernetes/cmd/$(b),$(KUBERNETES_VERSION),$(KUBE_WRAPPER_DEPS),-tags=$(KUBE_BUILD_TAGS) -ldflags '$(KUBE_LDFLAGS)')))
 
 .DEFAULT_GOAL := $(TOOLS_MK_SAVED_DEFAULT_GOAL)
