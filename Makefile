@@ -1,6 +1,7 @@
 # probe-redirect-operator Makefile (kubebuilder go/v4 targets, tools built from Go modules).
 
-IMG ?= ghcr.io/proberedirect/probe-redirect-operator:v0.1.0
+VERSION ?= 0.1.0
+IMG ?= ghcr.io/proberedirect/probe-redirect-operator:v$(VERSION)
 LOCALBIN ?= $(CURDIR)/bin
 GOTEST_FLAGS ?= -count=1
 
@@ -54,6 +55,12 @@ build-installer: manifests generate kustomize ## Render the CRD and the operator
 	mkdir -p dist
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
+
+##@ OLM
+
+.PHONY: bundle
+bundle: manifests kustomize ## Generate the OLM bundle (bundle/, bundle.Dockerfile) from config/ for IMG and VERSION.
+	go run ./hack/bundle --kustomize $(KUSTOMIZE) --version $(VERSION) --image $(IMG) --out bundle
 
 ##@ Deployment
 
