@@ -56,6 +56,33 @@ build-installer: manifests generate kustomize ## Render the CRD and the operator
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
 
+##@ Local control plane
+
+CLUSTER_NAME ?= dev
+CLUSTER_DIR ?= $(CURDIR)/.local/clusters/$(CLUSTER_NAME)
+CLUSTER_FLAGS ?= --mesh-double
+LOCALCLUSTER ?= $(LOCALBIN)/localcluster
+
+.PHONY: localcluster
+localcluster: ## Build the local control plane launcher.
+	go build -o $(LOCALCLUSTER) ./test/localcluster/cmd/localcluster
+
+.PHONY: cluster-up
+cluster-up: control-plane-bins localcluster ## Start a local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes, the injector double) in the background.
+	$(LOCALCLUSTER) up --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR) --kwok-stages $(KWOK_STAGES_DIR) $(CLUSTER_FLAGS)
+
+.PHONY: cluster-down
+cluster-down: localcluster ## Stop the local control plane.
+	$(LOCALCLUSTER) down --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR)
+
+.PHONY: cluster-status
+cluster-status: localcluster ## Say whether the local control plane runs.
+	$(LOCALCLUSTER) status --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR)
+
+.PHONY: test-e2e
+test-e2e: control-plane-bins build ## End-to-end tests: local control planes, the operator as a process, the documented mesh scenarios.
+	KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags e2e $(GOTEST_FLAGS) -timeout 40m ./test/...
+
 ##@ OLM
 
 .PHONY: bundle
