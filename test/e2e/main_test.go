@@ -1,0 +1,170 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
+	"github.com/proberedirect/probe-redirect-operator/test/testenv"
+)
+
+var (
+	cluster *localcluster.Cluster
+	k8s     client.WithWatch
+	// binDir holds kubectl and the other tools `make control-plane-bins` built.
+	binDir string
+)
+
+func init() {
+	utilruntime.Must(apiextensionsv1.AddToScheme(testenv.Scheme))
+}
+
+// TestMain starts one local control plane and the operator binary for all scenarios.
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx := context.Background()
+	root := testenv.RepoRoot()
+	binDir = filepath.Join(root, "bin")
+	manager := os.Getenv("MANAGER")
+	if manager == "" {
+		manager = filepath.Join(binDir, "manager")
+	}
+	if _, err := os.Stat(manager); err != nil {
+		fmt.Fprintf(os.Stderr, "operator binary %s not found: run `make build` (make test-e2e does it)\n", manager)
+		return 1
+	}
+	name := fmt.Sprintf("e2e-%d", os.Getpid())
+	var err error
+	cluster, err = localcluster.Start(ctx, localcluster.Options{
+		Name:          name,
+		Dir:           filepath.Join(root, ".local", "clusters", name),
+		Nodes:         3,
+		Injector:      &localcluster.InjectorOptions{RewriteAppHTTPProbe: false},
+		KwokStagesDir: os.Getenv("KWOK_STAGES_DIR"),
+		Logf:          func(format string, args ...any) { fmt.Printf("localcluster: "+format+"\n", args...) },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
+		return 1
+	}
+	keepDir := true
+	defer func() {
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the local control plane:", err)
+		}
+		if alive := cluster.Alive(); len(alive) > 0 {
+			fmt.Fprintln(os.Stderr, "processes still running after stop:", alive)
+		}
+		if !keepDir {
+			_ = os.RemoveAll(cluster.Dir)
+		}
+	}()
+	k8s, err = client.NewWithWatch(cluster.RESTConfig, client.Options{Scheme: testenv.Scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := installCRD(ctx, filepath.Join(root, "config", "crd", "bases", "mesh.proberedirect.io_proberedirectpolicies.yaml")); err != nil {
+		fmt.Fprintln(os.Stderr, "installing the CRD:", err)
+		return 1
+	}
+
+	stopOperator, err := startOperator(manager)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the operator:", err)
+		return 1
+	}
+	code := m.Run()
+	stopOperator()
+	if code != 0 {
+		fmt.Printf("cluster state and logs kept for inspection in %s (operator log: logs/operator.log)\n", cluster.Dir)
+	} else {
+		keepDir = false
+	}
+	return code
+}
+
+func installCRD(ctx context.Context, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.Unmarshal(data, crd); err != nil {
+		return err
+	}
+	if err := k8s.Create(ctx, crd); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
+			return false, nil
+		}
+		for _, c := range crd.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+// startOperator runs the manager binary against the cluster, as a user would with `make run`.
+func startOperator(manager string) (func(), error) {
+	logPath := filepath.Join(cluster.Dir, "logs", "operator.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(manager,
+		"--kubeconfig="+cluster.Kubeconfig,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false",
+		"--event-coalesce=1s", "--concurrency=4")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	ready := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		select {
+		case err := <-exited:
+			return false, fmt.Errorf("the operator exited: %v (log %s)", err, logPath)
+		default:
+		}
+		data, _ := os.ReadFile(logPath)
+		return strings.Contains(string(data), "Starting workers"), nil
+	})
+	if ready != nil {
+		_ = cmd.Process.Kill()
+		return nil, ready
+	}
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		_ = logFile.Close()
+	}, nil
+}
