@@ -54,15 +54,16 @@ func init() {
 
 func main() {
 	var (
-		metricsAddr, probeAddr, rootNamespace   string
-		secureMetrics, enableHTTP2, leaderElect bool
-		statusPort                              int
-		concurrency                             int
-		unhealthyWindow, eventCoalesce          time.Duration
+		metricsAddr, probeAddr, rootNamespace, leaderElectionNamespace string
+		secureMetrics, enableHTTP2, leaderElect                        bool
+		statusPort                                                     int
+		concurrency                                                    int
+		unhealthyWindow, eventCoalesce                                 time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness endpoints bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's own namespace when run in a cluster.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind authentication and authorization.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server; off because of the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
 	flag.StringVar(&rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication.")
@@ -91,6 +92,7 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
+		LeaderElectionNamespace:       leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
 		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: false}},
