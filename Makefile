@@ -99,4 +99,18 @@ install: ## Install the CRD into the cluster in ~/.kube/config.
 uninstall: ## Remove the CRD from the cluster in ~/.kube/config.
 	kubectl delete --ignore-not-found -f config/crd/bases
 
+##@ Demo
+
+DEMO_KEEP ?= 1
+
+.PHONY: demo
+demo: control-plane-bins build localcluster ## Run the demo on a local control plane: nginx broken by STRICT mTLS, fixed by a ProbeRedirectPolicy. DEMO_KEEP=0 stops everything at the end.
+	LOCALBIN="$(LOCALBIN)" LOCALCLUSTER="$(LOCALCLUSTER)" MANAGER="$(LOCALBIN)/manager" KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" \
+		CLUSTER_NAME=demo CLUSTER_DIR="$(CURDIR)/.local/clusters/demo" DEMO_KEEP="$(DEMO_KEEP)" hack/demo.sh
+
+.PHONY: demo-down
+demo-down: localcluster ## Stop the demo's operator, then its control plane.
+	LOCALBIN="$(LOCALBIN)" LOCALCLUSTER="$(LOCALCLUSTER)" \
+		CLUSTER_NAME=demo CLUSTER_DIR="$(CURDIR)/.local/clusters/demo" hack/demo.sh down
+
 include hack/tools.mk
