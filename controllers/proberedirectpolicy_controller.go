@@ -295,13 +295,38 @@ func (r *ProbeRedirectPolicyReconciler) applyAnnotation(ctx context.Context, ns 
 		}
 		config, generation = ac, func() *int64 { return ac.Generation }
 	}
-	if err := r.Apply(ctx, config, client.FieldOwner(FieldOwner)); err != nil {
+	err := r.Apply(ctx, config, client.FieldOwner(FieldOwner))
+	if annotate && conflictsOnlyOnAnnotationMap(err) {
+		// A manifest applied server-side with `annotations: {}` (Argo CD with ServerSideApply=true)
+		// owns the empty map itself. Adding the operator's key overwrites nothing anyone wrote, so
+		// it takes the map's ownership along; a conflict on any value still fails.
+		ctrl.LoggerFrom(ctx).Info("Retrying the annotation with force: another manager owns only the empty annotations map",
+			string(ref.Kind), klog.KRef(ns, ref.Name))
+		err = r.Apply(ctx, config, client.FieldOwner(FieldOwner), client.ForceOwnership)
+	}
+	if err != nil {
 		return 0, err
 	}
 	if g := generation(); g != nil {
 		return *g, nil
 	}
 	return 0, nil
+}
+
+// conflictsOnlyOnAnnotationMap reports whether err is a server-side-apply conflict about the pod
+// template's annotations map as a whole, and about nothing else.
+func conflictsOnlyOnAnnotationMap(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsConflict(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	causes := status.Status().Details.Causes
+	for _, c := range causes {
+		if c.Type != metav1.CauseTypeFieldManagerConflict || c.Field != ".spec.template.metadata.annotations" {
+			return false
+		}
+	}
+	return len(causes) > 0
 }
 
 // writeStatus writes the status once, and only when it changed: idle means idle. It is a

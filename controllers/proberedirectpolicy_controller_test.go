@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -425,4 +426,37 @@ func TestDeletionWithRestoreRemovesOnlyTheOperatorsAnnotations(t *testing.T) {
 	}, timeout, interval).Should(MatchError(ContainSubstring("not found")))
 	value, _, _ := rewriteAnnotation(t, theirs)
 	g.Expect(value).To(Equal("true"), "the user's own annotation stays")
+}
+
+// TestAnnotatesTemplatesWhoseEmptyAnnotationMapBelongsToAnotherManager reproduces Argo CD syncing
+// with ServerSideApply=true a manifest that renders `annotations: {}`: argocd-controller owns the
+// empty map, which makes a plain server-side apply of a new key conflict.
+func TestAnnotatesTemplatesWhoseEmptyAnnotationMapBelongsToAnotherManager(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := meshNamespace(t)
+	manifest := func(annotations map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "Deployment",
+			"metadata": map[string]any{"name": "gitops", "namespace": ns},
+			"spec": map[string]any{
+				"selector": map[string]any{"matchLabels": map[string]any{"app": "gitops"}},
+				"template": map[string]any{
+					"metadata": map[string]any{"labels": map[string]any{"app": "gitops"}, "annotations": annotations},
+					"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.example/app:1",
+						"readinessProbe": map[string]any{"tcpSocket": map[string]any{"port": int64(8080)}}}}},
+				},
+			},
+		}}
+	}
+	g.Expect(k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(manifest(map[string]any{})),
+		client.FieldOwner("argocd-controller"))).To(Succeed())
+	// The trap is real: another manager adding a key without force conflicts.
+	err := k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(manifest(map[string]any{"example.com/key": "v"})),
+		client.FieldOwner("someone-else"))
+	g.Expect(err).To(MatchError(ContainSubstring(".spec.template.metadata.annotations")))
+
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gitops"}}
+	createPolicy(t, ns, "gitops", map[string]string{"app": "gitops"})
+	eventuallyAnnotated(t, d)
 }
