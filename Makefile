@@ -40,6 +40,14 @@ vet: ## Run go vet.
 test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver); fails when generated files are stale.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
 
+.PHONY: test-argocd
+test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snippet and Argo CD's diff of our annotation, with Argo CD's own code (separate Go module).
+	cd test/argocd && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test ./... $(GOTEST_FLAGS)
+
+.PHONY: argocd-cm
+argocd-cm: ## Regenerate config/argocd/argocd-cm-health-patch.yaml from health.lua.
+	cd test/argocd && go run ./cmd/gen-argocd-cm
+
 ##@ Build
 
 .PHONY: build
