@@ -39,6 +39,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -368,8 +369,10 @@ func (r *ProbeRedirectPolicyReconciler) SetupWithManager(mgr ctrl.Manager, optio
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		WithOptions(options).
-		For(&v1alpha1.ProbeRedirectPolicy{}, policyPredicates()).
-		Watches(&v1alpha1.ProbeRedirectPolicy{}, r.enqueueNamespace(0), siblingPredicates()).
+		For(&v1alpha1.ProbeRedirectPolicy{}, builder.WithPredicates(specOrLifecycleChanged)).
+		// Another policy appearing, going or changing its selector may change which policy
+		// manages a workload, so it wakes every policy of its namespace.
+		Watches(&v1alpha1.ProbeRedirectPolicy{}, r.enqueueNamespace(0), builder.WithPredicates(specOrLifecycleChanged)).
 		Watches(&appsv1.Deployment{}, r.enqueueNamespace(0)).
 		Watches(&appsv1.StatefulSet{}, r.enqueueNamespace(0)).
 		Watches(&appsv1.DaemonSet{}, r.enqueueNamespace(0)).

@@ -124,12 +124,6 @@ var specOrLifecycleChanged = predicate.Funcs{
 	},
 }
 
-func policyPredicates() builder.ForOption { return builder.WithPredicates(specOrLifecycleChanged) }
-
-// siblingPredicates wakes the policies of a namespace when another policy there appears, goes, or
-// changes its selector: which policy manages a workload may have changed.
-func siblingPredicates() builder.WatchesOption { return builder.WithPredicates(specOrLifecycleChanged) }
-
 // unhealthyEvents passes only kubelet Unhealthy events about pods.
 func unhealthyEvents() builder.WatchesOption {
 	return builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
