@@ -6,10 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -129,42 +126,8 @@ func installCRD(ctx context.Context, path string) error {
 
 // startOperator runs the manager binary against the cluster, as a user would with `make run`.
 func startOperator(manager string) (func(), error) {
-	logPath := filepath.Join(cluster.Dir, "logs", "operator.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(manager,
+	return localcluster.RunOperator(manager, filepath.Join(cluster.Dir, "logs", "operator.log"),
 		"--kubeconfig="+cluster.Kubeconfig,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false",
 		"--event-coalesce=1s", "--concurrency=4")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	ready := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		select {
-		case err := <-exited:
-			return false, fmt.Errorf("the operator exited: %v (log %s)", err, logPath)
-		default:
-		}
-		data, _ := os.ReadFile(logPath)
-		return strings.Contains(string(data), "Starting workers"), nil
-	})
-	if ready != nil {
-		_ = cmd.Process.Kill()
-		return nil, ready
-	}
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		_ = logFile.Close()
-	}, nil
 }

@@ -3,14 +3,11 @@
 package olm
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -139,9 +136,10 @@ func TestBundlePermissionsAreEnoughForAFullReconcile(t *testing.T) {
 	args := deployment.Spec.Template.Spec.Containers[0].Args
 	g.Expect(args).To(ContainElement("--leader-elect"))
 	logPath := filepath.Join(cluster.Dir, "logs", "operator.log")
-	stop := startManager(t, manager, logPath, append(args,
+	stop, err := localcluster.RunOperator(manager, logPath, append(args,
 		"--kubeconfig="+kubeconfig, "--leader-election-namespace="+operatorNamespace,
-		"--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address=127.0.0.1:0"))
+		"--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address=127.0.0.1:0")...)
+	g.Expect(err).NotTo(HaveOccurred())
 	defer stop()
 
 	// A full reconcile: PeerAuthentication, workload annotation, a real rollout, verification on the
@@ -202,39 +200,6 @@ func writeTokenKubeconfig(t *testing.T, cluster *localcluster.Cluster, token str
 	path := filepath.Join(cluster.Dir, "operator.kubeconfig")
 	NewWithT(t).Expect(clientcmd.WriteToFile(*config, path)).To(Succeed())
 	return path
-}
-
-// startManager runs the operator binary and waits until its workers start.
-func startManager(t *testing.T, manager, logPath string, args []string) func() {
-	t.Helper()
-	g := NewWithT(t)
-	logFile, err := os.Create(logPath)
-	g.Expect(err).NotTo(HaveOccurred())
-	cmd := exec.Command(manager, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	g.Expect(cmd.Start()).To(Succeed())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	g.Eventually(func(g Gomega) {
-		select {
-		case err := <-exited:
-			data, _ := os.ReadFile(logPath)
-			g.Expect(err).NotTo(HaveOccurred(), "the operator exited:\n%s", data)
-		default:
-		}
-		data, _ := os.ReadFile(logPath)
-		g.Expect(bytes.Contains(data, []byte("Starting workers"))).To(BeTrue())
-	}, 2*time.Minute, 250*time.Millisecond).Should(Succeed())
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		_ = logFile.Close()
-	}
 }
 
 func ptrTo[T any](v T) *T { return &v }
