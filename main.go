@@ -21,6 +21,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
@@ -52,54 +53,74 @@ func init() {
 	utilruntime.Must(securityv1.AddToScheme(scheme))
 }
 
-func main() {
-	var (
-		metricsAddr, probeAddr, rootNamespace, leaderElectionNamespace string
-		secureMetrics, enableHTTP2, leaderElect                        bool
-		statusPort                                                     int
-		concurrency                                                    int
-		unhealthyWindow, eventCoalesce                                 time.Duration
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness endpoints bind to.")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's own namespace when run in a cluster.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind authentication and authorization.")
-	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server; off because of the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
-	flag.StringVar(&rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication.")
-	flag.IntVar(&statusPort, "status-port", int(mesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
-	flag.IntVar(&concurrency, "concurrency", 2, "How many policies are reconciled at once.")
-	flag.DurationVar(&unhealthyWindow, "unhealthy-window", 10*time.Minute, "How long a kubelet Unhealthy event keeps its pod in a policy's status.")
-	flag.DurationVar(&eventCoalesce, "event-coalesce", 2*time.Second, "Reconciles caused by pod and Event churn wait this long, so an event storm causes at most one status write per policy per interval.")
-	opts := zap.Options{Development: false}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	setupLog := ctrl.Log.WithName("setup")
+// options are the manager's command-line flags.
+type options struct {
+	metricsAddr, probeAddr, rootNamespace, leaderElectionNamespace string
+	secureMetrics, enableHTTP2, leaderElect                        bool
+	statusPort, concurrency                                        int
+	unhealthyWindow, eventCoalesce                                 time.Duration
+	zap                                                            zap.Options
+}
 
+// parseFlags reads the command line.
+func parseFlags() options {
+	var o options
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness endpoints bind to.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's own namespace when run in a cluster.")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind authentication and authorization.")
+	flag.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server; off because of the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
+	flag.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication.")
+	flag.IntVar(&o.statusPort, "status-port", int(mesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
+	flag.IntVar(&o.concurrency, "concurrency", 2, "How many policies are reconciled at once.")
+	flag.DurationVar(&o.unhealthyWindow, "unhealthy-window", 10*time.Minute, "How long a kubelet Unhealthy event keeps its pod in a policy's status.")
+	flag.DurationVar(&o.eventCoalesce, "event-coalesce", 2*time.Second, "Reconciles caused by pod and Event churn wait this long, so an event storm causes at most one status write per policy per interval.")
+	o.zap.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return o
+}
+
+// metricsOptions serves metrics over HTTPS behind authentication and authorization unless told
+// otherwise, and without HTTP/2 unless asked.
+func metricsOptions(o options) metricsserver.Options {
 	var tlsOpts []func(*tls.Config)
-	if !enableHTTP2 {
+	if !o.enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
-	metricsOptions := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
-	if secureMetrics {
-		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+	m := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
+	if o.secureMetrics {
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
+	return m
+}
 
+func main() {
+	o := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	setupLog := ctrl.Log.WithName("setup")
+	if err := run(o); err != nil {
+		setupLog.Error(err, "Manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+// run builds the manager and the controller, and runs them until a signal arrives.
+func run(o options) error {
+	setupLog := ctrl.Log.WithName("setup")
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsOptions,
-		HealthProbeBindAddress:        probeAddr,
-		LeaderElection:                leaderElect,
+		Metrics:                       metricsOptions(o),
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
-		LeaderElectionNamespace:       leaderElectionNamespace,
+		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
 		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: false}},
 	})
 	if err != nil {
-		setupLog.Error(err, "Failed to create manager")
-		os.Exit(1)
+		return fmt.Errorf("creating the manager: %w", err)
 	}
 
 	peerAuthentications := controllers.PeerAuthenticationsServed(mgr.GetRESTMapper())
@@ -112,28 +133,22 @@ func main() {
 		APIReader:                 mgr.GetAPIReader(),
 		Recorder:                  mgr.GetEventRecorder("probe-redirect-operator"),
 		Clock:                     clock.RealClock{},
-		Plan:                      plan.Config{StatusPort: int32(statusPort), UnhealthyWindow: unhealthyWindow},
-		RootNamespace:             rootNamespace,
-		EventCoalesce:             eventCoalesce,
+		Config:                    plan.Config{StatusPort: int32(o.statusPort), UnhealthyWindow: o.unhealthyWindow},
+		RootNamespace:             o.rootNamespace,
+		EventCoalesce:             o.eventCoalesce,
 		PeerAuthenticationsServed: peerAuthentications,
 	}
-	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: concurrency, RecoverPanic: ptrTo(true)}); err != nil {
-		setupLog.Error(err, "Failed to set up controller", "controller", controllers.ControllerName)
-		os.Exit(1)
+	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.concurrency, RecoverPanic: ptrTo(true)}); err != nil {
+		return fmt.Errorf("setting up controller %s: %w", controllers.ControllerName, err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		setupLog.Error(err, "Failed to set up health check")
-		os.Exit(1)
+		return fmt.Errorf("setting up the health check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		setupLog.Error(err, "Failed to set up ready check")
-		os.Exit(1)
+		return fmt.Errorf("setting up the ready check: %w", err)
 	}
 	setupLog.Info("Starting manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		setupLog.Error(err, "Manager stopped with an error")
-		os.Exit(1)
-	}
+	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
 func ptrTo[T any](v T) *T { return &v }

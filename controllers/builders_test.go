@@ -84,12 +84,13 @@ func execProbe(cmd ...string) corev1.ProbeHandler {
 
 type templateOption func(*corev1.PodTemplateSpec)
 
-func templateAnnotation(key, value string) templateOption {
+// rewriteAnnotationValue sets the template's rewriteAppHTTPProbers annotation, as a person would.
+func rewriteAnnotationValue(value string) templateOption {
 	return func(t *corev1.PodTemplateSpec) {
 		if t.Annotations == nil {
 			t.Annotations = map[string]string{}
 		}
-		t.Annotations[key] = value
+		t.Annotations[mesh.RewriteAnnotation] = value
 	}
 }
 
@@ -176,18 +177,18 @@ func eventuallyPolicy(t *testing.T, p *v1alpha1.ProbeRedirectPolicy, check func(
 	return got
 }
 
-func condition(p *v1alpha1.ProbeRedirectPolicy, kind string) metav1.Condition {
-	if c := meta.FindStatusCondition(p.Status.Conditions, kind); c != nil {
+func condition(p *v1alpha1.ProbeRedirectPolicy, kind v1alpha1.ConditionType) metav1.Condition {
+	if c := meta.FindStatusCondition(p.Status.Conditions, string(kind)); c != nil {
 		return *c
 	}
-	return metav1.Condition{Type: kind, Status: "Absent"}
+	return metav1.Condition{Type: string(kind), Status: "Absent"}
 }
 
-func haveCondition(kind string, status metav1.ConditionStatus, reason string) func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
+func haveCondition(kind v1alpha1.ConditionType, status metav1.ConditionStatus, reason v1alpha1.ConditionReason) func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 	return func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 		c := condition(p, kind)
 		g.Expect(c.Status).To(Equal(status), "%s: %s", kind, c.Message)
-		g.Expect(c.Reason).To(Equal(reason), "%s: %s", kind, c.Message)
+		g.Expect(c.Reason).To(Equal(string(reason)), "%s: %s", kind, c.Message)
 		g.Expect(p.Status.ObservedGeneration).To(Equal(p.Generation))
 	}
 }
@@ -225,7 +226,7 @@ func rewriteAnnotation(t *testing.T, obj client.Object) (value string, present, 
 	value, present = annotations[mesh.RewriteAnnotation]
 	for _, mf := range obj.GetManagedFields() {
 		if mf.Manager == controllers.FieldOwner && mf.FieldsV1 != nil &&
-			strings.Contains(string(mf.FieldsV1.Raw), `"f:`+mesh.RewriteAnnotation+`"`) {
+			strings.Contains(mf.FieldsV1.GetRawString(), `"f:`+mesh.RewriteAnnotation+`"`) {
 			ownedByOperator = true
 		}
 	}
@@ -326,13 +327,13 @@ func unhealthyEvent(t *testing.T, pod *corev1.Pod, message string, count int32) 
 }
 
 // policyEvents lists the reasons of the Events recorded on a policy.
-func policyEvents(g Gomega, p *v1alpha1.ProbeRedirectPolicy) []string {
+func policyEvents(g Gomega, p *v1alpha1.ProbeRedirectPolicy) []v1alpha1.EventReason {
 	list := &eventsv1.EventList{}
 	g.Expect(k8sClient.List(context.Background(), list, client.InNamespace(p.Namespace))).To(Succeed())
-	var reasons []string
+	var reasons []v1alpha1.EventReason
 	for _, e := range list.Items {
 		if e.Regarding.Kind == "ProbeRedirectPolicy" && e.Regarding.Name == p.Name {
-			reasons = append(reasons, e.Reason)
+			reasons = append(reasons, v1alpha1.EventReason(e.Reason))
 		}
 	}
 	return reasons

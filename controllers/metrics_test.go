@@ -20,23 +20,24 @@ func TestMetricsFollowThePolicy(t *testing.T) {
 	p := createPolicy(t, ns, "metrics", map[string]string{"app": "nginx"})
 	eventuallyAnnotated(t, d)
 	eventuallyPolicy(t, p, func(g Gomega, _ *v1alpha1.ProbeRedirectPolicy) {
-		g.Expect(metricValue(g, "proberedirect_policy_pending_probes", ns, "metrics")).To(Equal(1.0))
-		g.Expect(metricValue(g, "proberedirect_rollouts_started_total", ns, "metrics")).To(Equal(1.0))
+		g.Expect(metricValue(g, "proberedirect_policy_pending_probes", ns)).To(Equal(1.0))
+		g.Expect(metricValue(g, "proberedirect_rollouts_started_total", ns)).To(Equal(1.0))
 	})
 	completeDeploymentRollout(t, d)
 	eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 		haveCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonRedirected)(g, p)
-		g.Expect(metricValue(g, "proberedirect_policy_selected_workloads", ns, "metrics")).To(Equal(1.0))
-		g.Expect(metricValue(g, "proberedirect_policy_rewritten_probes", ns, "metrics")).To(Equal(1.0))
-		g.Expect(metricValue(g, "proberedirect_policy_pending_probes", ns, "metrics")).To(Equal(0.0))
-		g.Expect(metricValue(g, "proberedirect_policy_unhealthy_pods", ns, "metrics")).To(Equal(0.0))
-		g.Expect(metricValue(g, "proberedirect_rollouts_completed_total", ns, "metrics")).To(Equal(1.0))
-		g.Expect(metricValue(g, "proberedirect_rollouts_failed_total", ns, "metrics")).To(Equal(0.0))
+		g.Expect(metricValue(g, "proberedirect_policy_selected_workloads", ns)).To(Equal(1.0))
+		g.Expect(metricValue(g, "proberedirect_policy_rewritten_probes", ns)).To(Equal(1.0))
+		g.Expect(metricValue(g, "proberedirect_policy_pending_probes", ns)).To(Equal(0.0))
+		g.Expect(metricValue(g, "proberedirect_policy_unhealthy_pods", ns)).To(Equal(0.0))
+		g.Expect(metricValue(g, "proberedirect_rollouts_completed_total", ns)).To(Equal(1.0))
+		g.Expect(metricValue(g, "proberedirect_rollouts_failed_total", ns)).To(Equal(0.0))
 	})
 }
 
-// metricValue returns the value of one policy's series; a missing series counts as 0.
-func metricValue(g Gomega, name, namespace, policy string) float64 {
+// metricValue returns the value of the series of the policy "metrics"; a missing series counts as 0.
+func metricValue(g Gomega, name, namespace string) float64 {
+	const policy = "metrics"
 	families, err := metrics.Registry.Gather()
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, f := range families {

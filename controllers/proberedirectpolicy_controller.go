@@ -25,7 +25,6 @@ import (
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,7 +32,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -68,8 +66,8 @@ type ProbeRedirectPolicyReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	// Plan holds the mesh status port and the Unhealthy event window.
-	Plan plan.Config
+	// Config holds the decision settings: the mesh status port and the Unhealthy event window.
+	Config plan.Config
 	// RootNamespace is Istio's root namespace, home of the mesh-wide PeerAuthentication.
 	RootNamespace string
 	// EventCoalesce delays reconciles caused by pod and Event churn, so an Unhealthy event storm
@@ -89,9 +87,9 @@ type ProbeRedirectPolicyReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications,verbs=get;list;watch
 
-// Reconcile observes one policy's namespace, decides, applies, and writes the status once.
+// Reconcile observes one policy's namespace, decides, applies, and writes the status once, at
+// the end, whatever happened before.
 func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
 	policy := &v1alpha1.ProbeRedirectPolicy{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, policy); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -104,33 +102,36 @@ func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, err
 	}
 
-	in, err := r.observe(ctx, policy)
-	if err != nil {
-		r.recordObserveFailure(ctx, policy, err)
-		return ctrl.Result{}, err
-	}
-	var decision *plan.Decision
-	if deleting {
-		decision = plan.DecideRestore(in)
-	} else {
-		decision = plan.Decide(in)
-	}
-	results, applyErr := r.apply(ctx, policy, decision, in.Workloads)
-	outcome := decision.Complete(results)
-
+	outcome, err := r.decideAndApply(ctx, policy, deleting)
 	statusErr := r.writeStatus(ctx, policy, outcome.Status)
 	recordMetrics(policy, outcome)
 	for _, e := range outcome.Events {
-		r.Recorder.Eventf(policy, nil, e.Type, e.Reason, e.Reason, "%s", e.Message)
+		r.Recorder.Eventf(policy, nil, e.Type, string(e.Reason), string(e.Reason), "%s", e.Message)
 	}
-	if err := errors.Join(applyErr, statusErr); err != nil {
+	if err := errors.Join(err, statusErr); err != nil {
 		return ctrl.Result{}, err
 	}
 	if deleting && outcome.RestoreDone {
-		log.Info("Restored workloads; removing finalizer")
+		ctrl.LoggerFrom(ctx).Info("Restored workloads; removing finalizer")
 		return ctrl.Result{}, r.patchFinalizer(ctx, policy, false)
 	}
 	return ctrl.Result{RequeueAfter: outcome.RequeueAfter}, nil
+}
+
+// decideAndApply observes, decides, carries out the decision and returns the outcome to write;
+// when observing fails, the outcome says so and the error is returned for a retry.
+func (r *ProbeRedirectPolicyReconciler) decideAndApply(ctx context.Context, policy *v1alpha1.ProbeRedirectPolicy, deleting bool) (plan.Outcome, error) {
+	in, err := r.observe(ctx, policy)
+	if err != nil {
+		return plan.ObserveFailed(policy, r.Clock.Now(), err), err
+	}
+	decide := plan.Decide
+	if deleting {
+		decide = plan.DecideRestore
+	}
+	decision := decide(in)
+	results, err := r.apply(ctx, policy.Namespace, decision)
+	return plan.Complete(decision, results), err
 }
 
 // reconcileFinalizer keeps the finalizer exactly when onDelete is Restore. done is true when the
@@ -160,7 +161,7 @@ func (r *ProbeRedirectPolicyReconciler) patchFinalizer(ctx context.Context, poli
 // observe reads everything the decision needs from the cache.
 func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1alpha1.ProbeRedirectPolicy) (plan.Input, error) {
 	ns := policy.Namespace
-	in := plan.Input{Policy: policy, Now: r.Clock.Now(), Config: r.Plan}
+	in := plan.Input{Policy: policy, Now: r.Clock.Now(), Config: r.Config}
 
 	namespace := &corev1.Namespace{}
 	if err := r.Get(ctx, types.NamespacedName{Name: ns}, namespace); err != nil {
@@ -197,45 +198,43 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 	}
 	in.Events = events.Items
 
-	var peerAuthentications []*securityv1.PeerAuthentication
-	if r.PeerAuthenticationsServed {
-		for _, n := range uniqueStrings(r.RootNamespace, ns) {
-			list := &securityv1.PeerAuthenticationList{}
-			if err := r.List(ctx, list, client.InNamespace(n)); err != nil {
-				return in, fmt.Errorf("listing PeerAuthentications in %s: %w", n, err)
-			}
-			peerAuthentications = append(peerAuthentications, list.Items...)
-		}
+	peerAuthentications, err := r.listPeerAuthentications(ctx, ns)
+	if err != nil {
+		return in, err
 	}
 	in.MTLS = mtls.NewResolver(r.RootNamespace, peerAuthentications)
 	return in, nil
 }
 
+// listPeerAuthentications lists the PeerAuthentications of the root namespace and of ns; none
+// when the cluster does not serve the kind.
+func (r *ProbeRedirectPolicyReconciler) listPeerAuthentications(ctx context.Context, ns string) ([]*securityv1.PeerAuthentication, error) {
+	if !r.PeerAuthenticationsServed {
+		return nil, nil
+	}
+	var out []*securityv1.PeerAuthentication
+	for _, n := range uniqueStrings(r.RootNamespace, ns) {
+		list := &securityv1.PeerAuthenticationList{}
+		if err := r.List(ctx, list, client.InNamespace(n)); err != nil {
+			return nil, fmt.Errorf("listing PeerAuthentications in %s: %w", n, err)
+		}
+		out = append(out, list.Items...)
+	}
+	return out, nil
+}
+
+// listWorkloads lists the namespace's objects of every kind in plan.WorkloadKinds.
 func (r *ProbeRedirectPolicyReconciler) listWorkloads(ctx context.Context, ns string) ([]plan.Workload, error) {
 	var out []plan.Workload
-	deployments := &appsv1.DeploymentList{}
-	if err := r.List(ctx, deployments, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("listing Deployments: %w", err)
-	}
-	for i := range deployments.Items {
-		d := &deployments.Items[i]
-		out = append(out, plan.Workload{Deployment: d, ManagedByOperator: plan.ManagesRewriteAnnotation(d, FieldOwner)})
-	}
-	statefulSets := &appsv1.StatefulSetList{}
-	if err := r.List(ctx, statefulSets, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("listing StatefulSets: %w", err)
-	}
-	for i := range statefulSets.Items {
-		s := &statefulSets.Items[i]
-		out = append(out, plan.Workload{StatefulSet: s, ManagedByOperator: plan.ManagesRewriteAnnotation(s, FieldOwner)})
-	}
-	daemonSets := &appsv1.DaemonSetList{}
-	if err := r.List(ctx, daemonSets, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("listing DaemonSets: %w", err)
-	}
-	for i := range daemonSets.Items {
-		d := &daemonSets.Items[i]
-		out = append(out, plan.Workload{DaemonSet: d, ManagedByOperator: plan.ManagesRewriteAnnotation(d, FieldOwner)})
+	for i := range plan.WorkloadKinds {
+		kind := &plan.WorkloadKinds[i]
+		list := kind.NewList()
+		if err := r.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return nil, fmt.Errorf("listing %ss: %w", kind.Kind, err)
+		}
+		for _, obj := range kind.Items(list) {
+			out = append(out, plan.NewWorkload(kind, obj, managesRewriteAnnotation(obj, FieldOwner)))
+		}
 	}
 	return out, nil
 }
@@ -243,14 +242,14 @@ func (r *ProbeRedirectPolicyReconciler) listWorkloads(ctx context.Context, ns st
 // apply carries out the decision: server-side apply of the rewrite annotation (or of nothing, to
 // give it back on restore) under FieldOwner, without force, so a value someone else owns is never
 // overwritten: the API server answers with a conflict instead.
-func (r *ProbeRedirectPolicyReconciler) apply(ctx context.Context, policy *v1alpha1.ProbeRedirectPolicy, d *plan.Decision, workloads []plan.Workload) (map[plan.Ref]plan.ApplyResult, error) {
+func (r *ProbeRedirectPolicyReconciler) apply(ctx context.Context, ns string, d plan.Decision) (map[plan.Ref]plan.ApplyResult, error) {
 	log := ctrl.LoggerFrom(ctx)
 	results := map[plan.Ref]plan.ApplyResult{}
 	var errs []error
 	do := func(ref plan.Ref, annotate bool) {
-		generation, err := r.applyAnnotation(ctx, policy.Namespace, ref, annotate)
+		generation, err := r.applyAnnotation(ctx, ns, ref, annotate)
 		results[ref] = plan.ApplyResult{Generation: generation, Err: err}
-		obj := klog.KRef(policy.Namespace, ref.Name)
+		obj := klog.KRef(ns, ref.Name)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", ref, err))
@@ -269,33 +268,19 @@ func (r *ProbeRedirectPolicyReconciler) apply(ctx context.Context, policy *v1alp
 	return results, errors.Join(errs...)
 }
 
+// applyAnnotation applies the rewrite annotation to the workload's pod template (annotate), or an
+// empty configuration that gives the operator's annotation back, and returns the generation the
+// API server answered with.
 func (r *ProbeRedirectPolicyReconciler) applyAnnotation(ctx context.Context, ns string, ref plan.Ref, annotate bool) (int64, error) {
-	template := corev1ac.PodTemplateSpec()
+	kind := plan.KindOf(ref.Kind)
+	if kind == nil {
+		return 0, fmt.Errorf("unknown workload kind %q", ref.Kind)
+	}
+	var template *corev1ac.PodTemplateSpecApplyConfiguration
 	if annotate {
-		template.WithAnnotations(map[string]string{mesh.RewriteAnnotation: "true"})
+		template = corev1ac.PodTemplateSpec().WithAnnotations(map[string]string{mesh.RewriteAnnotation: "true"})
 	}
-	var config runtime.ApplyConfiguration
-	var generation func() *int64
-	switch ref.Kind {
-	case v1alpha1.KindDeployment:
-		ac := appsv1ac.Deployment(ref.Name, ns)
-		if annotate {
-			ac.WithSpec(appsv1ac.DeploymentSpec().WithTemplate(template))
-		}
-		config, generation = ac, func() *int64 { return ac.Generation }
-	case v1alpha1.KindStatefulSet:
-		ac := appsv1ac.StatefulSet(ref.Name, ns)
-		if annotate {
-			ac.WithSpec(appsv1ac.StatefulSetSpec().WithTemplate(template))
-		}
-		config, generation = ac, func() *int64 { return ac.Generation }
-	default:
-		ac := appsv1ac.DaemonSet(ref.Name, ns)
-		if annotate {
-			ac.WithSpec(appsv1ac.DaemonSetSpec().WithTemplate(template))
-		}
-		config, generation = ac, func() *int64 { return ac.Generation }
-	}
+	config, generation := kind.Apply(ref.Name, ns, template)
 	err := r.Apply(ctx, config, client.FieldOwner(FieldOwner))
 	if annotate && conflictsOnlyOnAnnotationMap(err) {
 		// A manifest applied server-side with `annotations: {}` (Argo CD with ServerSideApply=true)
@@ -330,11 +315,13 @@ func conflictsOnlyOnAnnotationMap(err error) bool {
 	return len(causes) > 0
 }
 
-// writeStatus writes the status once, and only when it changed: idle means idle. It is a
-// server-side apply of the whole status under FieldOwner, so it needs no optimistic lock and a
-// stale cache cannot make it fail.
+// writeStatus writes the status, and only when it changed: idle means idle. It is a server-side
+// apply under FieldOwner of the operator's part of the status (its own conditions, never those
+// another controller set), so it needs no optimistic lock and a stale cache cannot make it fail.
 func (r *ProbeRedirectPolicyReconciler) writeStatus(ctx context.Context, policy *v1alpha1.ProbeRedirectPolicy, status v1alpha1.ProbeRedirectPolicyStatus) error {
-	if apiequality.Semantic.DeepEqual(policy.Status, status) {
+	current := policy.Status.DeepCopy()
+	current.Conditions = plan.OwnConditions(current.Conditions)
+	if apiequality.Semantic.DeepEqual(*current, status) {
 		return nil
 	}
 	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&v1alpha1.ProbeRedirectPolicy{Status: status})
@@ -350,18 +337,8 @@ func (r *ProbeRedirectPolicyReconciler) writeStatus(ctx context.Context, policy 
 	if err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	policy.Status = status
 	policy.ResourceVersion = applied.GetResourceVersion() // a later finalizer patch must not conflict
 	return nil
-}
-
-// recordObserveFailure says in the status that the operator could not read what it needs.
-func (r *ProbeRedirectPolicyReconciler) recordObserveFailure(ctx context.Context, policy *v1alpha1.ProbeRedirectPolicy, cause error) {
-	status := policy.Status.DeepCopy()
-	setCondition(status, policy.Generation, r.Clock.Now(), v1alpha1.ConditionReady, metav1.ConditionUnknown, v1alpha1.ReasonObserveFailed, cause.Error())
-	if err := r.writeStatus(ctx, policy, *status); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Failed to write status after an observe failure")
-	}
 }
 
 // SetupWithManager registers the controller and its watches.
@@ -373,12 +350,12 @@ func (r *ProbeRedirectPolicyReconciler) SetupWithManager(mgr ctrl.Manager, optio
 		// Another policy appearing, going or changing its selector may change which policy
 		// manages a workload, so it wakes every policy of its namespace.
 		Watches(&v1alpha1.ProbeRedirectPolicy{}, r.enqueueNamespace(0), builder.WithPredicates(specOrLifecycleChanged)).
-		Watches(&appsv1.Deployment{}, r.enqueueNamespace(0)).
-		Watches(&appsv1.StatefulSet{}, r.enqueueNamespace(0)).
-		Watches(&appsv1.DaemonSet{}, r.enqueueNamespace(0)).
-		Watches(&corev1.Namespace{}, r.enqueueNamed()).
+		Watches(&corev1.Namespace{}, r.enqueuePoliciesInNamespace()).
 		Watches(&corev1.Pod{}, r.enqueueNamespace(r.EventCoalesce)).
 		Watches(&corev1.Event{}, r.enqueueNamespace(r.EventCoalesce), unhealthyEvents())
+	for _, kind := range plan.WorkloadKinds {
+		b = b.Watches(kind.NewObject(), r.enqueueNamespace(0))
+	}
 	if r.PeerAuthenticationsServed {
 		b = b.Watches(&securityv1.PeerAuthentication{}, r.enqueuePeerAuthentication())
 	}

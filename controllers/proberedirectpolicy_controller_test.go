@@ -17,7 +17,6 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/controllers"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
 const strict = securityapi.PeerAuthentication_MutualTLS_STRICT
@@ -67,7 +66,7 @@ func TestStrictMTLSRedirectsHTTPProbeAndVerifiesLivePods(t *testing.T) {
 			SelectedWorkloads: 1, AnnotatedWorkloads: 1, RolledOutWorkloads: 1, RewrittenProbes: 1,
 		}))
 		g.Expect(workload(p, v1alpha1.KindDeployment, "nginx").Probes).To(ConsistOf(MatchFields(IgnoreExtras, Fields{
-			"State": Equal(v1alpha1.ProbeRewritten), "Reason": Equal("VerifiedOnPods"),
+			"State": Equal(v1alpha1.ProbeRewritten), "Reason": Equal(v1alpha1.StatusReasonVerifiedOnPods),
 		})))
 		g.Expect(p.Status.Rollouts).To(BeEmpty())
 		g.Expect(policyEvents(g, p)).To(ContainElements(v1alpha1.EventAnnotated, v1alpha1.EventRolloutStarted, v1alpha1.EventRolloutComplete))
@@ -118,12 +117,12 @@ func TestPermissiveRedirectsTCPProbesOnly(t *testing.T) {
 		web := workload(p, v1alpha1.KindDeployment, "web")
 		g.Expect(web.State).To(Equal(v1alpha1.WorkloadNotNeeded))
 		g.Expect(web.Probes).To(ConsistOf(MatchFields(IgnoreExtras, Fields{
-			"State": Equal(v1alpha1.ProbeNotNeeded), "Reason": Equal("PortNotStrict"), "MTLSMode": Equal(v1alpha1.MTLSPermissive),
+			"State": Equal(v1alpha1.ProbeNotNeeded), "Reason": Equal(v1alpha1.StatusReasonPortNotStrict), "MTLSMode": Equal(v1alpha1.MTLSPermissive),
 		})))
 		script := workload(p, v1alpha1.KindDeployment, "script")
 		g.Expect(script.State).To(Equal(v1alpha1.WorkloadNotNeeded))
 		g.Expect(script.Probes).To(ConsistOf(MatchFields(IgnoreExtras, Fields{
-			"Handler": Equal(v1alpha1.HandlerExec), "State": Equal(v1alpha1.ProbeNotNeeded), "Reason": Equal("ExecProbe"),
+			"Handler": Equal(v1alpha1.HandlerExec), "State": Equal(v1alpha1.ProbeNotNeeded), "Reason": Equal(v1alpha1.StatusReasonExecProbe),
 		})))
 	})
 	consistentlyNotAnnotated(t, web)
@@ -160,8 +159,8 @@ func TestPortAndWorkloadLevelPeerAuthentication(t *testing.T) {
 func TestUserRewriteValueIsNeverOverwritten(t *testing.T) {
 	ns := meshNamespace(t)
 	createPeerAuthentication(t, ns, "default", strict)
-	optedOut := createDeployment(t, ns, "opted-out", nginx(), templateAnnotation(mesh.RewriteAnnotation, "false"))
-	garbled := createDeployment(t, ns, "garbled", nginx(), templateAnnotation(mesh.RewriteAnnotation, "yes"))
+	optedOut := createDeployment(t, ns, "opted-out", nginx(), rewriteAnnotationValue("false"))
+	garbled := createDeployment(t, ns, "garbled", nginx(), rewriteAnnotationValue("yes"))
 	p := createPolicy(t, ns, "all", map[string]string{}, maxConcurrent(5))
 
 	eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
@@ -170,7 +169,7 @@ func TestUserRewriteValueIsNeverOverwritten(t *testing.T) {
 		g.Expect(o.Probes[0].State).To(Equal(v1alpha1.ProbeOptedOut))
 		gb := workload(p, v1alpha1.KindDeployment, "garbled")
 		g.Expect(gb.State).To(Equal(v1alpha1.WorkloadUnsupported))
-		g.Expect(gb.Reason).To(Equal("InvalidRewriteAnnotation"))
+		g.Expect(gb.Reason).To(Equal(v1alpha1.StatusReasonInvalidRewriteAnnotation))
 		haveCondition(v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonUnsupportedProbes)(g, p)
 	})
 	for obj, want := range map[client.Object]string{optedOut: "false", garbled: "yes"} {
@@ -196,12 +195,12 @@ func TestHazardsBlockTheAnnotation(t *testing.T) {
 	eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 		h := workload(p, v1alpha1.KindDeployment, "host-set")
 		g.Expect(h.State).To(Equal(v1alpha1.WorkloadUnsupported))
-		g.Expect(h.Probes[0].Reason).To(Equal("HostSet"))
+		g.Expect(h.Probes[0].Reason).To(Equal(v1alpha1.StatusReasonHostSet))
 		n := workload(p, v1alpha1.KindDeployment, "named-port")
 		g.Expect(n.State).To(Equal(v1alpha1.WorkloadUnsupported))
-		g.Expect(n.Probes[0].Reason).To(Equal("NamedPortNotDeclared"))
+		g.Expect(n.Probes[0].Reason).To(Equal(v1alpha1.StatusReasonNamedPortNotDeclared))
 		haveCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonUnsupportedProbes)(g, p)
-		g.Expect(policyEvents(g, p)).To(ContainElement(v1alpha1.ReasonUnsupportedProbes))
+		g.Expect(policyEvents(g, p)).To(ContainElement(v1alpha1.EventUnsupportedProbes))
 	})
 	consistentlyNotAnnotated(t, hostSet)
 	consistentlyNotAnnotated(t, namedPort)
@@ -214,7 +213,7 @@ func TestOutOfMeshWorkloadsAreReportedNotTouched(t *testing.T) {
 	eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 		w := workload(p, v1alpha1.KindDeployment, "plain")
 		g.Expect(w.State).To(Equal(v1alpha1.WorkloadNotInMesh))
-		g.Expect(w.Reason).To(Equal("NoInjectionLabel"))
+		g.Expect(w.Reason).To(Equal(v1alpha1.StatusReasonNoInjectionLabel))
 		haveCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonNothingToRedirect)(g, p)
 	})
 	consistentlyNotAnnotated(t, d)
@@ -224,7 +223,7 @@ func TestSuspendReportsWithoutChanging(t *testing.T) {
 	ctx := context.Background()
 	ns := meshNamespace(t)
 	d := createDeployment(t, ns, "tcp", []corev1.Container{container("app", readiness(tcpSocket(2940)))})
-	p := createPolicy(t, ns, "suspended", map[string]string{"app": "tcp"}, func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Suspend = true })
+	p := createPolicy(t, ns, "suspended", map[string]string{"app": "tcp"}, func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Suspend = ptrTo(true) })
 	eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 		haveCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSuspended)(g, p)
 		haveWorkloadState(v1alpha1.KindDeployment, "tcp", v1alpha1.WorkloadSuspended)(g, p)
@@ -233,7 +232,7 @@ func TestSuspendReportsWithoutChanging(t *testing.T) {
 	consistentlyNotAnnotated(t, d)
 
 	NewWithT(t).Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
-	p.Spec.Suspend = false
+	p.Spec.Suspend = ptrTo(false)
 	NewWithT(t).Expect(k8sClient.Update(ctx, p)).To(Succeed())
 	eventuallyAnnotated(t, d)
 }
@@ -252,7 +251,7 @@ func TestOldestOfTwoConflictingPoliciesWins(t *testing.T) {
 		g.Expect(w.State).To(Equal(v1alpha1.WorkloadConflict))
 		g.Expect(w.Message).To(ContainSubstring(`"older"`))
 		haveCondition(v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonConflict)(g, p)
-		g.Expect(policyEvents(g, p)).To(ContainElement(v1alpha1.ReasonConflict))
+		g.Expect(policyEvents(g, p)).To(ContainElement(v1alpha1.EventConflict))
 	})
 
 	// When the older policy goes, the newer one takes over.
@@ -307,7 +306,7 @@ func TestRolloutGateDeadlineAndPauseOnFailure(t *testing.T) {
 	eventuallyAnnotated(t, a)
 	eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 		haveWorkloadState(v1alpha1.KindDeployment, "b", v1alpha1.WorkloadQueued)(g, p)
-		g.Expect(workload(p, v1alpha1.KindDeployment, "b").Reason).To(Equal("WaitingForRolloutSlot"))
+		g.Expect(workload(p, v1alpha1.KindDeployment, "b").Reason).To(Equal(v1alpha1.StatusReasonWaitingForRolloutSlot))
 		g.Expect(p.Status.Rollouts).To(ConsistOf(MatchFields(IgnoreExtras, Fields{"Name": Equal("a")})))
 	})
 	consistentlyNotAnnotated(t, b)
@@ -325,7 +324,7 @@ func TestRolloutGateDeadlineAndPauseOnFailure(t *testing.T) {
 		haveWorkloadState(v1alpha1.KindDeployment, "b", v1alpha1.WorkloadRolloutFailed)(g, p)
 		haveCondition(v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonRolloutFailed)(g, p)
 		haveCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonRolloutFailed)(g, p)
-		g.Expect(workload(p, v1alpha1.KindDeployment, "c").Reason).To(Equal("PausedAfterFailure"))
+		g.Expect(workload(p, v1alpha1.KindDeployment, "c").Reason).To(Equal(v1alpha1.StatusReasonPausedAfterFailure))
 		g.Expect(policyEvents(g, p)).To(ContainElement(v1alpha1.EventRolloutFailed))
 	})
 	consistentlyNotAnnotated(t, c)
@@ -397,7 +396,7 @@ func TestDeletionWithRestoreRemovesOnlyTheOperatorsAnnotations(t *testing.T) {
 	ns := meshNamespace(t)
 	ours := createDeployment(t, ns, "ours", []corev1.Container{container("app", readiness(tcpSocket(2940)))})
 	theirs := createDeployment(t, ns, "theirs", []corev1.Container{container("app", readiness(tcpSocket(2940)))},
-		templateAnnotation(mesh.RewriteAnnotation, "true"))
+		rewriteAnnotationValue("true"))
 	p := createPolicy(t, ns, "restore", map[string]string{}, maxConcurrent(5),
 		func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.OnDelete = v1alpha1.DeletionPolicyRestore })
 	eventuallyAnnotated(t, ours)

@@ -7,12 +7,15 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/controllers"
 )
 
 // TestUnhealthyEventStormIsCoalesced floods a pod with Unhealthy events and counts the policy's
@@ -23,7 +26,7 @@ func TestUnhealthyEventStormIsCoalesced(t *testing.T) {
 	defer cancel()
 	ns := meshNamespace(t)
 	d := createDeployment(t, ns, "web", []corev1.Container{container("app", readiness(tcpSocket(8080)))},
-		templateAnnotation("sidecar.istio.io/rewriteAppHTTPProbers", "true"))
+		rewriteAnnotationValue("true"))
 	pod := completeDeploymentRollout(t, d)
 	p := createPolicy(t, ns, "web", map[string]string{"app": "web"})
 	eventuallyPolicy(t, p, haveCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonRedirected))
@@ -101,4 +104,41 @@ func TestPrinterColumnsCarryRealValues(t *testing.T) {
 	g.Expect(cells[3]).To(BeEquivalentTo(1))
 	g.Expect(cells[4]).To(BeEquivalentTo(0))
 	g.Expect(cells[5]).To(Equal("True"))
+}
+
+// TestConditionsOfOtherControllersAreKept has another controller add a condition to the policy's
+// status, then makes the operator rewrite its own: the other condition stays, and the operator's
+// field manager never owns it.
+func TestConditionsOfOtherControllersAreKept(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := meshNamespace(t)
+	createDeployment(t, ns, "web", []corev1.Container{container("app", readiness(httpGet(intstr.FromInt32(8080), "/ready")))})
+	p := createPolicy(t, ns, "web", map[string]string{"app": "web"})
+	p = eventuallyPolicy(t, p, haveCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonNothingToRedirect))
+
+	// Another controller adds its condition with a plain status update, under its own manager.
+	foreign := metav1.Condition{Type: "PolicyAudited", Status: metav1.ConditionTrue, Reason: "AuditPassed",
+		Message: "checked by the audit controller", ObservedGeneration: p.Generation, LastTransitionTime: metav1.Now()}
+	p.Status.Conditions = append(p.Status.Conditions, foreign)
+	g.Expect(k8sClient.Status().Update(ctx, p, client.FieldOwner("audit-controller"))).To(Succeed())
+
+	// A spec change makes the operator write its conditions again.
+	p.Spec.Suspend = ptrTo(true)
+	g.Expect(k8sClient.Update(ctx, p)).To(Succeed())
+	p = eventuallyPolicy(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
+		g.Expect(condition(p, v1alpha1.ConditionReady).ObservedGeneration).To(Equal(p.Generation))
+	})
+
+	got := meta.FindStatusCondition(p.Status.Conditions, "PolicyAudited")
+	g.Expect(got).NotTo(BeNil(), "the other controller's condition is kept")
+	g.Expect(got.Reason).To(Equal("AuditPassed"))
+	for _, entry := range p.ManagedFields {
+		if entry.Manager != controllers.FieldOwner || entry.Subresource != "status" {
+			continue
+		}
+		g.Expect(entry.FieldsV1.GetRawString()).NotTo(ContainSubstring(`"k:{\"type\":\"PolicyAudited\"}"`),
+			"the operator's field manager does not own the other controller's condition")
+		g.Expect(entry.FieldsV1.GetRawString()).To(ContainSubstring(`"k:{\"type\":\"Ready\"}"`))
+	}
 }

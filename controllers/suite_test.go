@@ -79,7 +79,7 @@ func run(m *testing.M) int {
 		APIReader:                 mgr.GetAPIReader(),
 		Recorder:                  mgr.GetEventRecorder("probe-redirect-operator"),
 		Clock:                     clock.RealClock{},
-		Plan:                      plan.Config{StatusPort: 15020, UnhealthyWindow: 10 * time.Minute},
+		Config:                    plan.Config{StatusPort: 15020, UnhealthyWindow: 10 * time.Minute},
 		RootNamespace:             rootNamespace,
 		EventCoalesce:             coalesce,
 		PeerAuthenticationsServed: controllers.PeerAuthenticationsServed(mgr.GetRESTMapper()),

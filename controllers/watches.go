@@ -22,7 +22,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -63,8 +62,8 @@ func (r *ProbeRedirectPolicyReconciler) enqueueNamespace(delay time.Duration) ha
 	})
 }
 
-// enqueueNamed maps a Namespace to the policies inside it.
-func (r *ProbeRedirectPolicyReconciler) enqueueNamed() handler.EventHandler {
+// enqueuePoliciesInNamespace maps a Namespace to the policies inside it.
+func (r *ProbeRedirectPolicyReconciler) enqueuePoliciesInNamespace() handler.EventHandler {
 	return r.enqueue(0, func(obj client.Object) []client.ListOption {
 		return []client.ListOption{client.InNamespace(obj.GetName())}
 	})
@@ -130,13 +129,6 @@ func unhealthyEvents() builder.WatchesOption {
 		e, ok := obj.(*corev1.Event)
 		return ok && e.Reason == unhealthy.Reason && e.InvolvedObject.Kind == "Pod"
 	}))
-}
-
-func setCondition(status *v1alpha1.ProbeRedirectPolicyStatus, generation int64, now time.Time, kind string, s metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-		Type: kind, Status: s, Reason: reason, Message: message,
-		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
-	})
 }
 
 func uniqueStrings(values ...string) []string {

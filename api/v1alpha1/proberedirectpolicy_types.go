@@ -79,7 +79,7 @@ type ProbeRedirectPolicySpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=3
-	// +kubebuilder:default={Deployment,StatefulSet,DaemonSet}
+	// +default=["Deployment","StatefulSet","DaemonSet"]
 	WorkloadKinds []WorkloadKind `json:"workloadKinds,omitempty"`
 
 	// probeTypes lists the probe handlers whose need for redirection makes the operator annotate a
@@ -90,30 +90,30 @@ type ProbeRedirectPolicySpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=3
-	// +kubebuilder:default={HTTP,TCP,GRPC}
+	// +default=["HTTP","TCP","GRPC"]
 	ProbeTypes []ProbeType `json:"probeTypes,omitempty"`
 
 	// trigger says when a probe needs redirecting. StrictMTLS (the default) redirects HTTP and gRPC
 	// probes whose port is under STRICT mutual TLS, and TCP probes of every workload in the mesh.
 	// Always redirects every selected probe of every workload in the mesh.
 	// +optional
-	// +kubebuilder:default=StrictMTLS
+	// +default="StrictMTLS"
 	Trigger Trigger `json:"trigger,omitempty"`
 
 	// rollout limits how the template changes roll out.
 	// +optional
-	// +kubebuilder:default={}
+	// +default={}
 	Rollout RolloutPolicy `json:"rollout,omitzero"`
 
 	// suspend makes the policy report only: it changes no workload while true.
 	// +optional
-	// +kubebuilder:default=false
-	Suspend bool `json:"suspend,omitempty"`
+	// +default=false
+	Suspend *bool `json:"suspend,omitempty"`
 
 	// onDelete says what happens to the annotations the operator added when the policy is deleted:
 	// Keep (the default) leaves them; Restore removes them, limited by the same rollout settings.
 	// +optional
-	// +kubebuilder:default=Keep
+	// +default="Keep"
 	OnDelete DeletionPolicy `json:"onDelete,omitempty"`
 }
 
@@ -122,7 +122,7 @@ type RolloutPolicy struct {
 	// maxConcurrent is the number of workloads that may be rolling out at once because of this
 	// policy. Defaults to 1.
 	// +optional
-	// +kubebuilder:default=1
+	// +default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=50
 	MaxConcurrent int32 `json:"maxConcurrent,omitempty"`
@@ -130,7 +130,7 @@ type RolloutPolicy struct {
 	// progressDeadlineSeconds is how long one workload's rollout may take before it counts as
 	// failed. Defaults to 600.
 	// +optional
-	// +kubebuilder:default=600
+	// +default=600
 	// +kubebuilder:validation:Minimum=10
 	// +kubebuilder:validation:Maximum=86400
 	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
@@ -138,7 +138,7 @@ type RolloutPolicy struct {
 	// pauseOnFailure stops further rollouts once one has failed, until it completes or is changed.
 	// Defaults to true.
 	// +optional
-	// +kubebuilder:default=true
+	// +default=true
 	PauseOnFailure *bool `json:"pauseOnFailure,omitempty"`
 }
 
@@ -228,16 +228,17 @@ const (
 type ProbeStatus struct {
 	// container is the name of the container that declares the probe.
 	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Container string `json:"container"`
+	Container string `json:"container,omitempty"`
 
 	// kind is Readiness, Liveness or Startup.
 	// +required
-	Kind ProbeKind `json:"kind"`
+	Kind ProbeKind `json:"kind,omitempty"`
 
 	// handler is HTTP, TCP, GRPC or Exec.
 	// +required
-	Handler ProbeHandler `json:"handler"`
+	Handler ProbeHandler `json:"handler,omitempty"`
 
 	// mtlsMode is the effective PeerAuthentication mode on the probed port.
 	// +optional
@@ -245,25 +246,27 @@ type ProbeStatus struct {
 
 	// original is the target the probe was written with, for example "HTTP :80/index.html".
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	Original string `json:"original,omitempty"`
 
 	// rewritten is the target the mesh rewrites it to, for example "HTTP :15020/app-health/web/readyz".
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	Rewritten string `json:"rewritten,omitempty"`
 
 	// state says whether the probe is redirected.
 	// +required
-	State ProbeState `json:"state"`
+	State ProbeState `json:"state,omitempty"`
 
 	// reason says why the probe is in its state, in one CamelCase word.
 	// +optional
-	// +kubebuilder:validation:MaxLength=64
-	Reason string `json:"reason,omitempty"`
+	Reason StatusReason `json:"reason,omitempty"`
 
 	// message explains the reason to a person.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 }
@@ -272,12 +275,13 @@ type ProbeStatus struct {
 type WorkloadStatus struct {
 	// kind is Deployment, StatefulSet or DaemonSet.
 	// +required
-	Kind WorkloadKind `json:"kind"`
+	Kind WorkloadKind `json:"kind,omitempty"`
 
 	// name is the workload's name.
 	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// mtlsMode is the effective workload-level PeerAuthentication mode.
 	// +optional
@@ -285,15 +289,15 @@ type WorkloadStatus struct {
 
 	// state summarises where the workload stands.
 	// +required
-	State WorkloadState `json:"state"`
+	State WorkloadState `json:"state,omitempty"`
 
 	// reason says why, in one CamelCase word.
 	// +optional
-	// +kubebuilder:validation:MaxLength=64
-	Reason string `json:"reason,omitempty"`
+	Reason StatusReason `json:"reason,omitempty"`
 
 	// message explains the reason to a person.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 
@@ -309,57 +313,61 @@ type WorkloadStatus struct {
 type UnhealthyPod struct {
 	// pod is the pod's name.
 	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Pod string `json:"pod"`
+	Pod string `json:"pod,omitempty"`
 
 	// workloadKind is the kind of the workload the pod belongs to.
 	// +required
-	WorkloadKind WorkloadKind `json:"workloadKind"`
+	WorkloadKind WorkloadKind `json:"workloadKind,omitempty"`
 
 	// workload is the name of the workload the pod belongs to.
 	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Workload string `json:"workload"`
+	Workload string `json:"workload,omitempty"`
 
 	// probeKind is the kind of probe that failed, parsed from the event message.
 	// +optional
 	ProbeKind ProbeKind `json:"probeKind,omitempty"`
 
-	// count is how many times the kubelet reported the failure within the window.
+	// count is how many times the kubelet reported the failure within the window; at least 1.
 	// +required
-	// +kubebuilder:validation:Minimum=0
-	Count int32 `json:"count"`
+	// +kubebuilder:validation:Minimum=1
+	Count int32 `json:"count,omitempty"`
 
 	// lastMessage is the message of the latest event, for example
 	// "Readiness probe failed: HTTP probe failed with statuscode: 500".
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	LastMessage string `json:"lastMessage,omitempty"`
 
 	// lastSeen is when the latest event was reported.
 	// +required
-	LastSeen metav1.Time `json:"lastSeen"`
+	LastSeen *metav1.Time `json:"lastSeen,omitempty"`
 }
 
 // RolloutRecord remembers a rollout the operator started, so that its deadline survives restarts.
 type RolloutRecord struct {
 	// kind is Deployment, StatefulSet or DaemonSet.
 	// +required
-	Kind WorkloadKind `json:"kind"`
+	Kind WorkloadKind `json:"kind,omitempty"`
 
 	// name is the workload's name.
 	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// generation is the workload's metadata.generation right after the operator changed its template.
 	// +required
 	// +kubebuilder:validation:Minimum=1
-	Generation int64 `json:"generation"`
+	Generation int64 `json:"generation,omitempty"`
 
 	// startedAt is when the operator changed the template.
 	// +required
-	StartedAt metav1.Time `json:"startedAt"`
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 }
 
 // PolicySummary holds the exact totals behind the bounded lists.
@@ -391,16 +399,17 @@ type PolicySummary struct {
 
 // ProbeRedirectPolicyStatus is the observed state of a ProbeRedirectPolicy.
 type ProbeRedirectPolicyStatus struct {
-	// observedGeneration is the metadata.generation this status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
 	// conditions are Ready, Reconciling, Stalled (kstatus rules) and ProbesHealthy.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the metadata.generation this status describes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// mtlsMode is the effective namespace-level PeerAuthentication mode.
 	// +optional
@@ -450,7 +459,7 @@ type ProbeRedirectPolicy struct {
 
 	// spec selects the workloads and says how to redirect and roll them.
 	// +required
-	Spec ProbeRedirectPolicySpec `json:"spec"`
+	Spec ProbeRedirectPolicySpec `json:"spec,omitzero"`
 
 	// status reports what the operator observed and did.
 	// +optional
@@ -464,8 +473,4 @@ type ProbeRedirectPolicyList struct {
 	// +optional
 	metav1.ListMeta `json:"metadata,omitzero"`
 	Items           []ProbeRedirectPolicy `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&ProbeRedirectPolicy{}, &ProbeRedirectPolicyList{})
 }

@@ -100,7 +100,7 @@ func TestAdmissionDefaults(t *testing.T) {
 	g.Expect(got.Spec.Rollout.MaxConcurrent).To(Equal(int32(1)))
 	g.Expect(got.Spec.Rollout.ProgressDeadlineSeconds).To(Equal(int32(600)))
 	g.Expect(got.Spec.Rollout.PauseOnFailure).To(HaveValue(BeTrue()))
-	g.Expect(got.Spec.Suspend).To(BeFalse())
+	g.Expect(got.Spec.Suspend).To(HaveValue(BeFalse()))
 	g.Expect(got.Spec.OnDelete).To(Equal(v1alpha1.DeletionPolicyKeep))
 
 	everything := policyFromYAML(t, ns, `{selector: {}}`)

@@ -5,22 +5,8 @@ import (
 
 	"istio.io/api/annotation"
 	"istio.io/api/label"
-)
 
-// Reasons returned by Injection. They are UpperCamel so callers can put them in
-// condition reasons unchanged.
-const (
-	ReasonSystemNamespace            = "SystemNamespace"
-	ReasonNamespaceInjectionDisabled = "NamespaceInjectionDisabled"
-	ReasonPodInjectionDisabled       = "PodInjectionDisabled"
-	ReasonNamespaceInjectionEnabled  = "NamespaceInjectionEnabled"
-	ReasonNamespaceRevision          = "NamespaceRevision"
-	ReasonPodInjectionEnabled        = "PodInjectionEnabled"
-	ReasonPodRevision                = "PodRevision"
-	ReasonNoInjectionLabel           = "NoInjectionLabel"
-	// ReasonHostNetwork is not returned by Injection (it does not see the pod
-	// spec); callers that find spec.hostNetwork true should report it.
-	ReasonHostNetwork = "HostNetwork"
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 )
 
 const (
@@ -74,16 +60,14 @@ var ignoredNamespaces = map[string]bool{
 // (or a "default" tag) and any named revision actually exist, and that
 // sidecarInjectorWebhook.enableNamespacesByDefault is off.
 //
-// Injection does not see the pod spec. Istio never injects a pod with
-// spec.hostNetwork true, whatever its labels; callers must check that
-// themselves and may report ReasonHostNetwork.
-func Injection(namespaceLabels, podLabels, podAnnotations map[string]string) (injected bool, reason string) {
+// Injection does not see the pod spec; ReadTemplate adds the hostNetwork rule.
+func Injection(namespaceLabels, podLabels, podAnnotations map[string]string) (injected bool, reason v1alpha1.StatusReason) {
 	if ignoredNamespaces[namespaceLabels[namespaceNameLabel]] {
-		return false, ReasonSystemNamespace
+		return false, v1alpha1.StatusReasonSystemNamespace
 	}
 	nsInjection, nsHasInjection := namespaceLabels[namespaceInjectionLabel]
 	if nsHasInjection && nsInjection != "enabled" {
-		return false, ReasonNamespaceInjectionDisabled
+		return false, v1alpha1.StatusReasonNamespaceInjectionDisabled
 	}
 
 	selector, labelPresent := podLabels[label.SidecarInject.Name]
@@ -93,18 +77,18 @@ func Injection(namespaceLabels, podLabels, podAnnotations map[string]string) (in
 	switch strings.ToLower(selector) {
 	case "", "y", "yes", "true", "on":
 	default:
-		return false, ReasonPodInjectionDisabled
+		return false, v1alpha1.StatusReasonPodInjectionDisabled
 	}
 
 	switch {
 	case nsHasInjection: // == "enabled"
-		return true, ReasonNamespaceInjectionEnabled
+		return true, v1alpha1.StatusReasonNamespaceInjectionEnabled
 	case namespaceLabels[label.IoIstioRev.Name] != "":
-		return true, ReasonNamespaceRevision
+		return true, v1alpha1.StatusReasonNamespaceRevision
 	case labelPresent && podLabels[label.SidecarInject.Name] == "true":
-		return true, ReasonPodInjectionEnabled
+		return true, v1alpha1.StatusReasonPodInjectionEnabled
 	case podLabels[label.IoIstioRev.Name] != "":
-		return true, ReasonPodRevision
+		return true, v1alpha1.StatusReasonPodRevision
 	}
-	return false, ReasonNoInjectionLabel
+	return false, v1alpha1.StatusReasonNoInjectionLabel
 }

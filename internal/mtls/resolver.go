@@ -197,7 +197,7 @@ func modeOf(m *securityv1beta1.PeerAuthentication_MutualTLS) v1alpha1.MTLSMode {
 // compareAge orders policies oldest first, breaking ties by name then namespace, like Istio's
 // sortConfigByCreationTime; creationTimestamp has one-second resolution, so ties are common.
 func compareAge(a, b *policy) int {
-	if c := a.created.Time.Compare(b.created.Time); c != 0 {
+	if c := a.created.Compare(b.created.Time); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(a.name, b.name); c != 0 {

@@ -57,9 +57,10 @@ func container(name string, opts ...containerOption) corev1.Container {
 	return c
 }
 
-func port(name string, number int32) containerOption {
+// httpPort declares container port 8080 named "http".
+func httpPort() containerOption {
 	return func(c *corev1.Container) {
-		c.Ports = append(c.Ports, corev1.ContainerPort{Name: name, ContainerPort: number})
+		c.Ports = append(c.Ports, corev1.ContainerPort{Name: "http", ContainerPort: 8080})
 	}
 }
 
@@ -99,10 +100,13 @@ func execProbe(cmd ...string) corev1.ProbeHandler {
 
 // webContainer is the default container: an HTTP readiness probe on port 8080.
 func webContainer() corev1.Container {
-	return container("web", port("http", 8080), readiness(httpGet(8080, "/ready")))
+	return container("web", httpPort(), readiness(httpGet(8080, "/ready")))
 }
 
 // ---- workloads ----
+
+// asDeployment returns the Deployment a workload built by deployment() holds.
+func asDeployment(w *plan.Workload) *appsv1.Deployment { return w.Object.(*appsv1.Deployment) }
 
 // workloadOption changes a workload of any kind.
 type workloadOption func(*plan.Workload)
@@ -132,7 +136,7 @@ func deployment(name string, opts ...workloadOption) plan.Workload {
 		},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1},
 	}
-	return newWorkload(plan.Workload{Deployment: d}, opts)
+	return newWorkload(plan.NewWorkload(plan.KindOf(v1alpha1.KindDeployment), d, false), opts)
 }
 
 // statefulSet is a RollingUpdate StatefulSet at generation 1 whose single replica is rolled out.
@@ -148,7 +152,7 @@ func statefulSet(name string, opts ...workloadOption) plan.Workload {
 		Status: appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: 1, ReadyReplicas: 1, CurrentReplicas: 1, UpdatedReplicas: 1,
 			CurrentRevision: name + "-1", UpdateRevision: name + "-1"},
 	}
-	return newWorkload(plan.Workload{StatefulSet: s}, opts)
+	return newWorkload(plan.NewWorkload(plan.KindOf(v1alpha1.KindStatefulSet), s, false), opts)
 }
 
 // daemonSet is a RollingUpdate DaemonSet at generation 1 scheduled on one node and rolled out.
@@ -163,7 +167,7 @@ func daemonSet(name string, opts ...workloadOption) plan.Workload {
 		Status: appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 1, CurrentNumberScheduled: 1,
 			UpdatedNumberScheduled: 1, NumberReady: 1, NumberAvailable: 1},
 	}
-	return newWorkload(plan.Workload{DaemonSet: d}, opts)
+	return newWorkload(plan.NewWorkload(plan.KindOf(v1alpha1.KindDaemonSet), d, false), opts)
 }
 
 func containers(cs ...corev1.Container) workloadOption {
@@ -193,7 +197,7 @@ func managed() workloadOption { return func(w *plan.Workload) { w.ManagedByOpera
 // generation sets metadata.generation and lets the workload controller observe it.
 func generation(g int64) workloadOption {
 	return func(w *plan.Workload) {
-		w.Object().SetGeneration(g)
+		w.Object.SetGeneration(g)
 		observedGeneration(g)(w)
 	}
 }
@@ -201,13 +205,13 @@ func generation(g int64) workloadOption {
 // observedGeneration sets only status.observedGeneration: the workload controller lags behind.
 func observedGeneration(g int64) workloadOption {
 	return func(w *plan.Workload) {
-		switch {
-		case w.Deployment != nil:
-			w.Deployment.Status.ObservedGeneration = g
-		case w.StatefulSet != nil:
-			w.StatefulSet.Status.ObservedGeneration = g
-		default:
-			w.DaemonSet.Status.ObservedGeneration = g
+		switch o := w.Object.(type) {
+		case *appsv1.Deployment:
+			o.Status.ObservedGeneration = g
+		case *appsv1.StatefulSet:
+			o.Status.ObservedGeneration = g
+		case *appsv1.DaemonSet:
+			o.Status.ObservedGeneration = g
 		}
 	}
 }
@@ -215,14 +219,14 @@ func observedGeneration(g int64) workloadOption {
 // rolling makes the rollout incomplete: no replica is updated yet.
 func rolling() workloadOption {
 	return func(w *plan.Workload) {
-		switch {
-		case w.Deployment != nil:
-			w.Deployment.Status.UpdatedReplicas = 0
-		case w.StatefulSet != nil:
-			w.StatefulSet.Status.UpdateRevision = w.StatefulSet.Name + "-2"
-			w.StatefulSet.Status.UpdatedReplicas = 0
-		default:
-			w.DaemonSet.Status.UpdatedNumberScheduled = 0
+		switch o := w.Object.(type) {
+		case *appsv1.Deployment:
+			o.Status.UpdatedReplicas = 0
+		case *appsv1.StatefulSet:
+			o.Status.UpdateRevision = o.Name + "-2"
+			o.Status.UpdatedReplicas = 0
+		case *appsv1.DaemonSet:
+			o.Status.UpdatedNumberScheduled = 0
 		}
 	}
 }
@@ -231,7 +235,7 @@ func rolling() workloadOption {
 // its own progress deadline passes.
 func deadlineExceeded() workloadOption {
 	return func(w *plan.Workload) {
-		w.Deployment.Status.Conditions = append(w.Deployment.Status.Conditions, appsv1.DeploymentCondition{
+		asDeployment(w).Status.Conditions = append(asDeployment(w).Status.Conditions, appsv1.DeploymentCondition{
 			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded"})
 	}
 }
@@ -239,21 +243,21 @@ func deadlineExceeded() workloadOption {
 // scaledTo sets a Deployment's replicas, all of them updated and available.
 func scaledTo(n int32) workloadOption {
 	return func(w *plan.Workload) {
-		w.Deployment.Spec.Replicas = ptr.To(n)
-		st := &w.Deployment.Status
+		asDeployment(w).Spec.Replicas = ptr.To(n)
+		st := &asDeployment(w).Status
 		st.Replicas, st.UpdatedReplicas, st.ReadyReplicas, st.AvailableReplicas = n, n, n, n
 	}
 }
 
-func paused() workloadOption { return func(w *plan.Workload) { w.Deployment.Spec.Paused = true } }
+func paused() workloadOption { return func(w *plan.Workload) { asDeployment(w).Spec.Paused = true } }
 
 func onDelete() workloadOption {
 	return func(w *plan.Workload) {
-		switch {
-		case w.StatefulSet != nil:
-			w.StatefulSet.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
-		default:
-			w.DaemonSet.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
+		switch o := w.Object.(type) {
+		case *appsv1.StatefulSet:
+			o.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+		case *appsv1.DaemonSet:
+			o.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
 		}
 	}
 }
@@ -266,7 +270,7 @@ type podOption func(*corev1.Pod)
 // and labels the controller sets, as the API server stores it before injection.
 func podOf(w plan.Workload, suffix string, opts ...podOption) *corev1.Pod {
 	t := w.Template().DeepCopy()
-	name := w.Object().GetName()
+	name := w.Object.GetName()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Labels: t.Labels, Annotations: t.Annotations},
 		Spec:       t.Spec,
@@ -382,7 +386,7 @@ func pauseOnFailure(b bool) policyOption {
 }
 
 func suspended() policyOption {
-	return func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Suspend = true }
+	return func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Suspend = ptr.To(true) }
 }
 
 func deleting() policyOption {
@@ -399,7 +403,7 @@ func rollouts(records ...v1alpha1.RolloutRecord) policyOption {
 
 // record is a RolloutRecord of a Deployment started age ago.
 func record(kind v1alpha1.WorkloadKind, name string, gen int64, age time.Duration) v1alpha1.RolloutRecord {
-	return v1alpha1.RolloutRecord{Kind: kind, Name: name, Generation: gen, StartedAt: metav1.NewTime(now.Add(-age).Truncate(time.Second))}
+	return v1alpha1.RolloutRecord{Kind: kind, Name: name, Generation: gen, StartedAt: ptr.To(metav1.NewTime(now.Add(-age).Truncate(time.Second)))}
 }
 
 // ---- PeerAuthentications ----
@@ -480,7 +484,7 @@ func input(p *v1alpha1.ProbeRedirectPolicy, ws ...plan.Workload) plan.Input {
 
 // applied is what the controller reports when every workload of d's Annotate or Restore was
 // changed and reached generation gen.
-func applied(d *plan.Decision, gen int64) map[plan.Ref]plan.ApplyResult {
+func applied(d plan.Decision, gen int64) map[plan.Ref]plan.ApplyResult {
 	results := map[plan.Ref]plan.ApplyResult{}
 	for _, ref := range append(append([]plan.Ref(nil), d.Annotate...), d.Restore...) {
 		results[ref] = plan.ApplyResult{Generation: gen}
@@ -489,9 +493,9 @@ func applied(d *plan.Decision, gen int64) map[plan.Ref]plan.ApplyResult {
 }
 
 // decide runs Decide and Complete with nothing applied (the controller did not get to it).
-func decide(in plan.Input) (*plan.Decision, plan.Outcome) {
+func decide(in plan.Input) (plan.Decision, plan.Outcome) {
 	d := plan.Decide(in)
-	return d, d.Complete(nil)
+	return d, plan.Complete(d, nil)
 }
 
 // roundTrip returns status as it reads back from the API server (JSON, times at second precision).
@@ -534,20 +538,20 @@ func refsOf(ws []v1alpha1.WorkloadStatus) []plan.Ref {
 	return out
 }
 
-func condition(status v1alpha1.ProbeRedirectPolicyStatus, kind string) metav1.Condition {
-	if c := meta.FindStatusCondition(status.Conditions, kind); c != nil {
+func condition(status v1alpha1.ProbeRedirectPolicyStatus, kind v1alpha1.ConditionType) metav1.Condition {
+	if c := meta.FindStatusCondition(status.Conditions, string(kind)); c != nil {
 		return *c
 	}
-	return metav1.Condition{Type: kind, Status: "Absent"}
+	return metav1.Condition{Type: string(kind), Status: "Absent"}
 }
 
 // haveCondition matches a condition by status and reason.
-func haveCondition(status metav1.ConditionStatus, reason string) OmegaMatcher {
-	return And(HaveField("Status", status), HaveField("Reason", reason))
+func haveCondition(status metav1.ConditionStatus, reason v1alpha1.ConditionReason) OmegaMatcher {
+	return And(HaveField("Status", status), HaveField("Reason", string(reason)))
 }
 
 // expectReady checks Ready, Reconciling and Stalled at once.
-func expectReady(g Gomega, status v1alpha1.ProbeRedirectPolicyStatus, ready metav1.ConditionStatus, reason string, reconciling, stalled bool) {
+func expectReady(g Gomega, status v1alpha1.ProbeRedirectPolicyStatus, ready metav1.ConditionStatus, reason v1alpha1.ConditionReason, reconciling, stalled bool) {
 	g.ExpectWithOffset(1, condition(status, v1alpha1.ConditionReady)).To(haveCondition(ready, reason), "Ready")
 	wantReconciling, wantStalled := metav1.ConditionFalse, metav1.ConditionFalse
 	if reconciling {
@@ -558,12 +562,4 @@ func expectReady(g Gomega, status v1alpha1.ProbeRedirectPolicyStatus, ready meta
 	}
 	g.ExpectWithOffset(1, condition(status, v1alpha1.ConditionReconciling).Status).To(Equal(wantReconciling), "Reconciling")
 	g.ExpectWithOffset(1, condition(status, v1alpha1.ConditionStalled).Status).To(Equal(wantStalled), "Stalled")
-}
-
-func eventReasons(events []plan.Event) []string {
-	var out []string
-	for _, e := range events {
-		out = append(out, e.Reason)
-	}
-	return out
 }

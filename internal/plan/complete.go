@@ -2,22 +2,22 @@ package plan
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
 // Outcome is the status to write and the Events to record after the controller carried out a
 // Decision.
 type Outcome struct {
+	// Status holds the operator's own conditions only; conditions other controllers set are theirs.
 	Status v1alpha1.ProbeRedirectPolicyStatus
 	Events []Event
 	// RequeueAfter is when the policy needs another look even if nothing changes (a rollout
@@ -28,113 +28,155 @@ type Outcome struct {
 }
 
 // Complete folds the results of Annotate (or Restore) into the policy's status. results holds one
-// entry per workload the controller changed; a workload the controller could not reach is absent.
-func (d *Decision) Complete(results map[Ref]ApplyResult) Outcome {
-	in := d.in
-	p := in.Policy
-	out := Outcome{}
+// entry per workload the controller changed; a workload the controller did not reach is absent.
+// It is a pure function: d is not changed, and calling it twice gives the same Outcome.
+func Complete(d Decision, results map[Ref]ApplyResult) Outcome {
+	ctx := d.Policy
+	applied := applyResults(d.Verdicts, results, d.Restoring, ctx.Now, ctx.ProgressDeadline)
 	status := v1alpha1.ProbeRedirectPolicyStatus{
-		ObservedGeneration: p.Generation,
-		Conditions:         append([]metav1.Condition(nil), p.Status.Conditions...),
-		MTLSMode:           in.MTLS.NamespaceMode(p.Namespace),
+		ObservedGeneration: ctx.Generation,
+		MTLSMode:           ctx.NamespaceMTLS,
+		UnhealthyPods:      d.Unhealthy.Pods,
 	}
-	events := append([]Event(nil), d.events...)
-	applyErrs := 0
+	status.Summary, status.Workloads, status.Rollouts = summarise(applied.verdicts)
+	status.Summary.UnhealthyPods = d.Unhealthy.Total
+	if d.InvalidSelector != "" {
+		// Nothing can be evaluated; keep the deadlines of rollouts already in flight.
+		status.Rollouts = ctx.Previous.Rollouts
+	}
+	r := readinessOf(d.InvalidSelector, d.Restoring, applied.verdicts, applied.failures)
+	status.Conditions = conditions(ctx.Previous.Conditions, ctx.Generation, ctx.Now, r, probesHealthy(d.Unhealthy))
 
-	for _, e := range d.evaluations {
-		if !e.admitted {
+	events := slices.Concat(d.Events, applied.events, rolloutFailures(ctx.Previous.Workloads, applied.verdicts), stalledEvent(ctx.Previous.Conditions, r))
+	return Outcome{
+		Status:       status,
+		Events:       events,
+		RequeueAfter: requeueAfter(ctx.Now, slices.Concat(d.RecheckAt, applied.recheckAt, []time.Time{d.Unhealthy.NextExpiry})...),
+		RestoreDone:  d.Restoring && d.InvalidSelector == "" && len(status.Rollouts) == 0 && !anyLeftToRestore(applied.verdicts),
+	}
+}
+
+// ObserveFailed is the outcome when the controller could not read what a decision needs: the
+// previous status stays, and Ready turns Unknown with the cause.
+func ObserveFailed(policy *v1alpha1.ProbeRedirectPolicy, now time.Time, cause error) Outcome {
+	status := *policy.Status.DeepCopy()
+	status.Conditions = OwnConditions(status.Conditions)
+	setCondition(&status.Conditions, policy.Generation, now, v1alpha1.ConditionReady, metav1.ConditionUnknown,
+		v1alpha1.ReasonObserveFailed, cause.Error())
+	return Outcome{Status: status}
+}
+
+// applied is the verdicts after the controller's changes, with what those changes mean.
+type applied struct {
+	verdicts []Verdict
+	events   []Event
+	// failures counts the changes the API server refused.
+	failures  int
+	recheckAt []time.Time
+}
+
+// applyResults folds the controller's results into copies of the admitted verdicts: a started
+// rollout gets its record and deadline, a refused change its reason, and each an Event.
+func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring bool, now time.Time, deadline time.Duration) applied {
+	out := applied{verdicts: make([]Verdict, len(verdicts))}
+	for i, v := range verdicts {
+		v.Status = *v.Status.DeepCopy()
+		out.verdicts[i] = v
+		result, ok := results[v.Ref]
+		if !v.Admitted || !ok {
+			// Not admitted, or not attempted (the controller stopped early): unchanged.
 			continue
 		}
-		result, ok := results[e.ref]
-		switch {
-		case !ok:
-			// Not attempted (the controller stopped early): stays queued.
-		case result.Err != nil:
-			applyErrs++
-			e.status.Reason, e.status.Message = "AnnotateFailed", truncate(result.Err.Error())
-			verb, reason := "annotate", v1alpha1.EventAnnotateFailed
-			if d.restoring {
-				verb, reason = "restore", v1alpha1.EventRestoreFailed
+		s := &out.verdicts[i].Status
+		if result.Err != nil {
+			out.failures++
+			verb, reason, eventReason := "annotate", v1alpha1.StatusReasonAnnotateFailed, v1alpha1.EventAnnotateFailed
+			if restoring {
+				verb, reason, eventReason = "restore", v1alpha1.StatusReasonRestoreFailed, v1alpha1.EventRestoreFailed
 			}
-			events = append(events, Event{Type: corev1.EventTypeWarning, Reason: reason,
-				Message: fmt.Sprintf("Failed to %s %s: %v", verb, e.ref, result.Err)})
-		default:
-			e.inFlight = true
-			e.record = &v1alpha1.RolloutRecord{Kind: e.ref.Kind, Name: e.ref.Name, Generation: max(result.Generation, 1),
-				StartedAt: metav1.NewTime(in.Now.Truncate(time.Second))}
-			d.requeueAt(in.Now.Add(time.Duration(progressDeadline(p.Spec)) * time.Second))
-			if d.restoring {
-				e.status.State, e.status.Reason, e.status.Message = v1alpha1.WorkloadRolling, "Restoring", "annotation removed; rolling back to un-rewritten probes"
-				events = append(events, Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
-					Message: fmt.Sprintf("Removed %s from %s; rollout started", rewriteAnnotationName, e.ref)})
-				continue
-			}
-			e.annotated = true
-			e.status.State, e.status.Reason, e.status.Message = v1alpha1.WorkloadRolling, "RolloutStarted", "annotated by the operator; rollout started"
-			for i := range e.status.Probes {
-				if e.status.Probes[i].State == v1alpha1.ProbePendingRollout {
-					e.status.Probes[i].Reason = "RolloutStarted"
-				}
-			}
-			events = append(events,
-				Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventAnnotated,
-					Message: fmt.Sprintf("Set %s=true on the pod template of %s", rewriteAnnotationName, e.ref)},
-				Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutStarted,
-					Message: fmt.Sprintf("Rollout of %s started (generation %d)", e.ref, result.Generation)})
+			s.Reason, s.Message = reason, truncate(result.Err.Error(), v1alpha1.MaxMessageLength)
+			out.events = append(out.events, Event{Type: corev1.EventTypeWarning, Reason: eventReason,
+				Message: fmt.Sprintf("Failed to %s %s: %v", verb, v.Ref, result.Err)})
+			continue
 		}
-	}
-
-	previous := map[Ref]v1alpha1.WorkloadState{}
-	for _, w := range p.Status.Workloads {
-		previous[Ref{Kind: w.Kind, Name: w.Name}] = w.State
-	}
-	for _, e := range d.evaluations {
-		if e.status.State == v1alpha1.WorkloadRolloutFailed && previous[e.ref] != v1alpha1.WorkloadRolloutFailed {
-			events = append(events, Event{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed,
-				Message: fmt.Sprintf("Rollout of %s failed: %s", e.ref, e.status.Message)})
+		started := metav1.NewTime(now.Truncate(time.Second))
+		out.verdicts[i].InFlight = true
+		out.verdicts[i].Record = &v1alpha1.RolloutRecord{Kind: v.Ref.Kind, Name: v.Ref.Name, Generation: max(result.Generation, 1), StartedAt: &started}
+		out.recheckAt = append(out.recheckAt, now.Add(deadline))
+		if restoring {
+			s.State, s.Reason, s.Message = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRestoring, "annotation removed; rolling back to un-rewritten probes"
+			out.events = append(out.events, Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
+				Message: fmt.Sprintf("Removed %s from %s; rollout started", mesh.RewriteAnnotation, v.Ref)})
+			continue
 		}
+		out.verdicts[i].Annotated = true
+		s.State, s.Reason, s.Message = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRolloutStarted, "annotated by the operator; rollout started"
+		for j := range s.Probes {
+			if s.Probes[j].State == v1alpha1.ProbePendingRollout {
+				s.Probes[j].Reason = v1alpha1.StatusReasonRolloutStarted
+			}
+		}
+		out.events = append(out.events,
+			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventAnnotated,
+				Message: fmt.Sprintf("Set %s=true on the pod template of %s", mesh.RewriteAnnotation, v.Ref)},
+			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutStarted,
+				Message: fmt.Sprintf("Rollout of %s started (generation %d)", v.Ref, result.Generation)})
 	}
-
-	status.Summary, status.Workloads, status.Rollouts = d.summarise()
-	if d.invalid != nil {
-		// Nothing can be evaluated; keep the deadlines of rollouts already in flight.
-		status.Rollouts = p.Status.Rollouts
-	}
-	status.UnhealthyPods, status.Summary.UnhealthyPods = d.unhealthyPods()
-
-	ready := d.readiness(applyErrs)
-	setConditions(&status, p.Generation, in.Now, ready, unhealthyCondition(status))
-	if prev := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady); ready.stalled &&
-		ready.reason != v1alpha1.ReasonRolloutFailed && (prev == nil || prev.Reason != ready.reason) {
-		events = append(events, Event{Type: corev1.EventTypeWarning, Reason: ready.reason, Message: ready.message})
-	}
-
-	windowed := map[string]unhealthy.Record{}
-	for name, r := range d.unhealthyRecords() {
-		windowed[name] = r.Record
-	}
-	if next := unhealthy.NextExpiry(windowed, in.Config.UnhealthyWindow); !next.IsZero() {
-		d.requeueAt(next.Add(time.Second))
-	}
-	out.Status, out.Events, out.RequeueAfter = status, events, d.requeue
-	out.RestoreDone = d.restoring && d.invalid == nil && len(status.Rollouts) == 0 && !d.anyLeftToRestore()
 	return out
 }
 
-// summarise counts the exact totals and builds the bounded workload list, most urgent first.
-func (d *Decision) summarise() (v1alpha1.PolicySummary, []v1alpha1.WorkloadStatus, []v1alpha1.RolloutRecord) {
+// rolloutFailures returns a Warning for each workload whose rollout failed since the previous
+// status.
+func rolloutFailures(previous []v1alpha1.WorkloadStatus, verdicts []Verdict) []Event {
+	was := map[Ref]v1alpha1.WorkloadState{}
+	for _, w := range previous {
+		was[Ref{Kind: w.Kind, Name: w.Name}] = w.State
+	}
+	var events []Event
+	for _, v := range verdicts {
+		if v.Status.State == v1alpha1.WorkloadRolloutFailed && was[v.Ref] != v1alpha1.WorkloadRolloutFailed {
+			events = append(events, Event{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed,
+				Message: fmt.Sprintf("Rollout of %s failed: %s", v.Ref, v.Status.Message)})
+		}
+	}
+	return events
+}
+
+// stalledEvents maps the Stalled reasons that have an Event of their own; RolloutFailed is
+// reported per workload by rolloutFailures.
+var stalledEvents = map[v1alpha1.ConditionReason]v1alpha1.EventReason{
+	v1alpha1.ReasonInvalidSelector:   v1alpha1.EventInvalidSelector,
+	v1alpha1.ReasonConflict:          v1alpha1.EventConflict,
+	v1alpha1.ReasonUnsupportedProbes: v1alpha1.EventUnsupportedProbes,
+}
+
+// stalledEvent returns a Warning when the policy becomes Stalled for a new reason.
+func stalledEvent(previous []metav1.Condition, r readiness) []Event {
+	reason, ok := stalledEvents[r.reason]
+	if !r.stalled || !ok {
+		return nil
+	}
+	if prev := meta.FindStatusCondition(previous, string(v1alpha1.ConditionReady)); prev != nil && prev.Reason == string(r.reason) {
+		return nil
+	}
+	return []Event{{Type: corev1.EventTypeWarning, Reason: reason, Message: r.message}}
+}
+
+// summarise counts the exact totals and builds the bounded workload and rollout lists, the
+// workloads most urgent first.
+func summarise(verdicts []Verdict) (v1alpha1.PolicySummary, []v1alpha1.WorkloadStatus, []v1alpha1.RolloutRecord) {
 	var sum v1alpha1.PolicySummary
 	var records []v1alpha1.RolloutRecord
-	entries := make([]v1alpha1.WorkloadStatus, 0, len(d.evaluations))
-	for _, e := range d.evaluations {
+	entries := make([]v1alpha1.WorkloadStatus, 0, len(verdicts))
+	for _, v := range verdicts {
 		sum.SelectedWorkloads++
-		if e.annotated {
+		if v.Annotated {
 			sum.AnnotatedWorkloads++
 		}
-		if e.rolledOut {
+		if v.RolledOut {
 			sum.RolledOutWorkloads++
 		}
-		for _, ps := range e.status.Probes {
+		for _, ps := range v.Status.Probes {
 			switch ps.State {
 			case v1alpha1.ProbeRewritten:
 				sum.RewrittenProbes++
@@ -142,25 +184,18 @@ func (d *Decision) summarise() (v1alpha1.PolicySummary, []v1alpha1.WorkloadStatu
 				sum.PendingProbes++
 			}
 		}
-		if e.record != nil {
-			records = append(records, *e.record)
+		if v.Record != nil {
+			records = append(records, *v.Record)
 		}
-		e.status.Message = truncate(e.status.Message)
-		entries = append(entries, e.status)
+		entry := *v.Status.DeepCopy()
+		entry.Message = truncate(entry.Message, v1alpha1.MaxMessageLength)
+		entry.Probes = bounded(entry.Probes, v1alpha1.MaxProbeEntries)
+		entries = append(entries, entry)
 	}
-	sort.SliceStable(entries, func(i, j int) bool {
-		return stateUrgency[entries[i].State] < stateUrgency[entries[j].State]
+	slices.SortStableFunc(entries, func(a, b v1alpha1.WorkloadStatus) int {
+		return stateUrgency[a.State] - stateUrgency[b.State]
 	})
-	if len(entries) > MaxWorkloadEntries {
-		entries = entries[:MaxWorkloadEntries]
-	}
-	if len(records) > MaxWorkloadEntries {
-		records = records[:MaxWorkloadEntries]
-	}
-	if len(entries) == 0 {
-		entries = nil
-	}
-	return sum, entries, records
+	return sum, bounded(entries, v1alpha1.MaxWorkloadEntries), bounded(records, v1alpha1.MaxWorkloadEntries)
 }
 
 // stateUrgency orders the workload list: what needs a person first, settled workloads last.
@@ -178,116 +213,43 @@ var stateUrgency = map[v1alpha1.WorkloadState]int{
 	v1alpha1.WorkloadNotInMesh:             10,
 }
 
-// unhealthyRecords returns the windowed Unhealthy records of live pods of workloads this policy
-// manages (conflicting workloads are reported by the policy that manages them).
-func (d *Decision) unhealthyRecords() map[string]podRecord {
-	managed := map[Ref]bool{}
-	for _, e := range d.evaluations {
-		if e.status.State != v1alpha1.WorkloadConflict {
-			managed[e.ref] = true
-		}
-	}
-	owners := map[string]Ref{}
-	uids := map[string]types.UID{}
-	for _, pod := range d.in.Pods {
-		if ref, ok := WorkloadOfPod(pod); ok && managed[ref] {
-			owners[pod.Name], uids[pod.Name] = ref, pod.UID
-		}
-	}
-	// A pod recreated under the same name (StatefulSets do that) must not inherit the events of
-	// its predecessor.
-	var events []corev1.Event
-	for _, e := range d.in.Events {
-		if uid, ok := uids[e.InvolvedObject.Name]; ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == uid) {
-			events = append(events, e)
-		}
-	}
-	out := map[string]podRecord{}
-	for name, rec := range unhealthy.Summarize(events, d.in.Now, d.in.Config.UnhealthyWindow) {
-		if ref, ok := owners[name]; ok {
-			out[name] = podRecord{Record: rec, workload: ref}
-		}
-	}
-	return out
-}
-
-type podRecord struct {
-	unhealthy.Record
-	workload Ref
-}
-
-func (d *Decision) unhealthyPods() ([]v1alpha1.UnhealthyPod, int32) {
-	records := d.unhealthyRecords()
-	list := make([]v1alpha1.UnhealthyPod, 0, len(records))
-	for _, r := range records {
-		list = append(list, v1alpha1.UnhealthyPod{
-			Pod: r.Pod, WorkloadKind: r.workload.Kind, Workload: r.workload.Name,
-			ProbeKind: r.ProbeKind, Count: r.Count, LastMessage: truncate(r.Message),
-			LastSeen: metav1.NewTime(r.LastSeen.Truncate(time.Second)),
-		})
-	}
-	sort.Slice(list, func(i, j int) bool {
-		if !list[i].LastSeen.Equal(&list[j].LastSeen) {
-			return list[j].LastSeen.Before(&list[i].LastSeen)
-		}
-		return list[i].Pod < list[j].Pod
-	})
-	total := int32(len(list))
-	if len(list) > MaxUnhealthyPodEntries {
-		list = list[:MaxUnhealthyPodEntries]
-	}
-	if len(list) == 0 {
-		list = nil
-	}
-	return list, total
-}
-
 // readiness is the verdict behind the Ready, Reconciling and Stalled conditions.
 type readiness struct {
 	ready, reconciling, stalled bool
-	reason, message             string
+	reason                      v1alpha1.ConditionReason
+	message                     string
 }
 
-func (d *Decision) readiness(applyErrs int) readiness {
-	if d.invalid != nil {
-		return readiness{stalled: true, reason: v1alpha1.ReasonInvalidSelector, message: "Invalid spec.selector: " + d.invalid.Error()}
+// readinessOf decides Ready, Reconciling and Stalled from the verdicts; failures counts the
+// changes the API server refused in this reconcile.
+func readinessOf(invalidSelector string, restoring bool, verdicts []Verdict, failures int) readiness {
+	if invalidSelector != "" {
+		return readiness{stalled: true, reason: v1alpha1.ReasonInvalidSelector, message: "Invalid spec.selector: " + invalidSelector}
 	}
 	count := map[v1alpha1.WorkloadState]int{}
-	var failedNames, conflictNames, unsupportedNames []string
-	for _, e := range d.evaluations {
-		count[e.status.State]++
-		switch e.status.State {
-		case v1alpha1.WorkloadRolloutFailed:
-			failedNames = append(failedNames, e.ref.String())
-		case v1alpha1.WorkloadConflict:
-			conflictNames = append(conflictNames, e.ref.String())
-		case v1alpha1.WorkloadUnsupported:
-			unsupportedNames = append(unsupportedNames, e.ref.String())
-		}
+	named := map[v1alpha1.WorkloadState][]string{}
+	for _, v := range verdicts {
+		count[v.Status.State]++
+		named[v.Status.State] = append(named[v.Status.State], v.Ref.String())
 	}
-	total := len(d.evaluations)
+	total := len(verdicts)
 	inProgress := count[v1alpha1.WorkloadRolling] + count[v1alpha1.WorkloadQueued]
-	if d.restoring {
-		if inProgress > 0 || d.anyLeftToRestore() {
-			return readiness{reconciling: true, reason: v1alpha1.ReasonDeleting,
-				message: fmt.Sprintf("Restoring workloads before deletion: %d rolling back, %d waiting",
-					count[v1alpha1.WorkloadRolling], count[v1alpha1.WorkloadQueued])}
-		}
-		return readiness{reason: v1alpha1.ReasonDeleting, message: "All workloads restored"}
+	if restoring {
+		return restoreReadiness(count, failures)
 	}
 	switch {
-	case len(failedNames) > 0:
+	case count[v1alpha1.WorkloadRolloutFailed] > 0:
 		return readiness{stalled: true, reason: v1alpha1.ReasonRolloutFailed,
-			message: fmt.Sprintf("Rollout failed for %s", names(failedNames))}
-	case len(conflictNames) > 0:
+			message: fmt.Sprintf("Rollout failed for %s", names(named[v1alpha1.WorkloadRolloutFailed]))}
+	case count[v1alpha1.WorkloadConflict] > 0:
 		return readiness{stalled: true, reason: v1alpha1.ReasonConflict,
-			message: fmt.Sprintf("An older policy manages %s", names(conflictNames))}
-	case len(unsupportedNames) > 0:
+			message: fmt.Sprintf("An older policy manages %s", names(named[v1alpha1.WorkloadConflict]))}
+	case count[v1alpha1.WorkloadUnsupported] > 0:
 		return readiness{stalled: true, reason: v1alpha1.ReasonUnsupportedProbes,
-			message: fmt.Sprintf("Probes cannot be redirected safely for %s (see status.workloads)", names(unsupportedNames))}
-	case applyErrs > 0:
+			message: fmt.Sprintf("Probes cannot be redirected safely for %s (see status.workloads)", names(named[v1alpha1.WorkloadUnsupported]))}
+	case failures > 0:
 		return readiness{reconciling: true, reason: v1alpha1.ReasonApplyFailed,
-			message: fmt.Sprintf("Failed to annotate %d workload(s); retrying", applyErrs)}
+			message: fmt.Sprintf("Failed to annotate %d workload(s); retrying", failures)}
 	case inProgress > 0:
 		return readiness{reconciling: true, reason: v1alpha1.ReasonRolloutInProgress,
 			message: fmt.Sprintf("%d rolling, %d queued, %d of %d workloads redirected",
@@ -307,6 +269,21 @@ func (d *Decision) readiness(applyErrs int) readiness {
 	}
 }
 
+// restoreReadiness decides the conditions of a deleting policy that restores its workloads.
+func restoreReadiness(count map[v1alpha1.WorkloadState]int, failures int) readiness {
+	switch {
+	case failures > 0:
+		return readiness{reconciling: true, reason: v1alpha1.ReasonRestoreFailed,
+			message: fmt.Sprintf("Failed to restore %d workload(s); retrying", failures)}
+	case count[v1alpha1.WorkloadRolling]+count[v1alpha1.WorkloadQueued] > 0:
+		return readiness{reconciling: true, reason: v1alpha1.ReasonDeleting,
+			message: fmt.Sprintf("Restoring workloads before deletion: %d rolling back, %d waiting",
+				count[v1alpha1.WorkloadRolling], count[v1alpha1.WorkloadQueued])}
+	default:
+		return readiness{reason: v1alpha1.ReasonDeleting, message: "All workloads restored"}
+	}
+}
+
 func names(list []string) string {
 	if len(list) > 5 {
 		return strings.Join(list[:5], ", ") + fmt.Sprintf(" and %d more", len(list)-5)
@@ -314,24 +291,27 @@ func names(list []string) string {
 	return strings.Join(list, ", ")
 }
 
-func unhealthyCondition(status v1alpha1.ProbeRedirectPolicyStatus) metav1.Condition {
-	if status.Summary.UnhealthyPods == 0 {
-		return metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoUnhealthyEvents,
+// probesHealthy is the ProbesHealthy condition for the Unhealthy report.
+func probesHealthy(report UnhealthyReport) metav1.Condition {
+	if report.Total == 0 {
+		return metav1.Condition{Status: metav1.ConditionTrue, Reason: string(v1alpha1.ReasonNoUnhealthyEvents),
 			Message: "No Unhealthy events for selected pods within the window"}
 	}
-	first := status.UnhealthyPods[0]
-	return metav1.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonUnhealthyPods,
-		Message: truncate(fmt.Sprintf("%d pod(s) reported Unhealthy; latest %s: %s", status.Summary.UnhealthyPods, first.Pod, first.LastMessage))}
+	first := report.Pods[0]
+	return metav1.Condition{Status: metav1.ConditionFalse, Reason: string(v1alpha1.ReasonUnhealthyPods),
+		Message: fmt.Sprintf("%d pod(s) reported Unhealthy; latest %s: %s", report.Total, first.Pod, first.LastMessage)}
 }
 
-func setConditions(status *v1alpha1.ProbeRedirectPolicyStatus, generation int64, now time.Time, r readiness, probesHealthy metav1.Condition) {
-	set := func(kind string, ok bool, reason, message string) {
-		c := metav1.Condition{Type: kind, Status: metav1.ConditionFalse, Reason: reason, Message: truncate(message),
-			ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now.Truncate(time.Second))}
+// conditions returns the operator's own conditions after r and probesHealthy, starting from the
+// previous ones so that a condition keeps its lastTransitionTime while its status stays.
+func conditions(previous []metav1.Condition, generation int64, now time.Time, r readiness, health metav1.Condition) []metav1.Condition {
+	out := OwnConditions(previous)
+	set := func(kind v1alpha1.ConditionType, ok bool, reason v1alpha1.ConditionReason, message string) {
+		status := metav1.ConditionFalse
 		if ok {
-			c.Status = metav1.ConditionTrue
+			status = metav1.ConditionTrue
 		}
-		meta.SetStatusCondition(&status.Conditions, c)
+		setCondition(&out, generation, now, kind, status, reason, message)
 	}
 	set(v1alpha1.ConditionReady, r.ready, r.reason, r.message)
 	if r.reconciling {
@@ -344,6 +324,45 @@ func setConditions(status *v1alpha1.ProbeRedirectPolicyStatus, generation int64,
 	} else {
 		set(v1alpha1.ConditionStalled, false, v1alpha1.ReasonSucceeded, "Not stalled")
 	}
-	probesHealthy.Type = v1alpha1.ConditionProbesHealthy
-	set(probesHealthy.Type, probesHealthy.Status == metav1.ConditionTrue, probesHealthy.Reason, probesHealthy.Message)
+	setCondition(&out, generation, now, v1alpha1.ConditionProbesHealthy, health.Status, v1alpha1.ConditionReason(health.Reason), health.Message)
+	return out
+}
+
+func setCondition(conditions *[]metav1.Condition, generation int64, now time.Time, kind v1alpha1.ConditionType,
+	status metav1.ConditionStatus, reason v1alpha1.ConditionReason, message string) {
+	meta.SetStatusCondition(conditions, metav1.Condition{
+		Type: string(kind), Status: status, Reason: string(reason), Message: truncate(message, v1alpha1.MaxMessageLength),
+		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
+	})
+}
+
+// OwnConditions returns a copy of the conditions whose type is one of the operator's own
+// (v1alpha1.OwnConditionTypes), in their order.
+func OwnConditions(all []metav1.Condition) []metav1.Condition {
+	var out []metav1.Condition
+	for _, c := range all {
+		if slices.Contains(v1alpha1.OwnConditionTypes, v1alpha1.ConditionType(c.Type)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// requeueAfter is how long until the earliest of the moments, zero ones ignored; a moment already
+// past counts as a second from now. It is zero when every moment is.
+func requeueAfter(now time.Time, moments ...time.Time) time.Duration {
+	var after time.Duration
+	for _, at := range moments {
+		if at.IsZero() {
+			continue
+		}
+		d := at.Sub(now)
+		if d <= 0 {
+			d = time.Second
+		}
+		if after == 0 || d < after {
+			after = d
+		}
+	}
+	return after
 }

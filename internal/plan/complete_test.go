@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
@@ -30,12 +31,12 @@ func TestCompleteFoldsApplyResults(t *testing.T) {
 			results: map[plan.Ref]plan.ApplyResult{deploymentRef("a"): {Generation: 2}},
 			check: func(g Gomega, out plan.Outcome) {
 				g.Expect(out.Status.Rollouts).To(Equal([]v1alpha1.RolloutRecord{
-					{Kind: v1alpha1.KindDeployment, Name: "a", Generation: 2, StartedAt: metav1.NewTime(now.Truncate(time.Second))}}))
+					{Kind: v1alpha1.KindDeployment, Name: "a", Generation: 2, StartedAt: ptr.To(metav1.NewTime(now.Truncate(time.Second)))}}))
 				ws := workloadStatus(g, out.Status, deploymentRef("a"))
-				g.Expect(ws).To(And(HaveField("State", v1alpha1.WorkloadRolling), HaveField("Reason", "RolloutStarted"),
+				g.Expect(ws).To(And(HaveField("State", v1alpha1.WorkloadRolling), HaveField("Reason", v1alpha1.StatusReasonRolloutStarted),
 					HaveField("Message", "annotated by the operator; rollout started")))
-				g.Expect(ws.Probes).To(ConsistOf(And(HaveField("State", v1alpha1.ProbePendingRollout), HaveField("Reason", "RolloutStarted"))))
-				g.Expect(workloadStatus(g, out.Status, deploymentRef("b")).Reason).To(Equal("WaitingForRolloutSlot"))
+				g.Expect(ws.Probes).To(ConsistOf(And(HaveField("State", v1alpha1.ProbePendingRollout), HaveField("Reason", v1alpha1.StatusReasonRolloutStarted))))
+				g.Expect(workloadStatus(g, out.Status, deploymentRef("b")).Reason).To(Equal(v1alpha1.StatusReasonWaitingForRolloutSlot))
 				g.Expect(out.Status.Summary).To(Equal(v1alpha1.PolicySummary{SelectedWorkloads: 2, AnnotatedWorkloads: 1, PendingProbes: 2}))
 				g.Expect(out.Events).To(Equal([]plan.Event{
 					{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventAnnotated,
@@ -54,7 +55,7 @@ func TestCompleteFoldsApplyResults(t *testing.T) {
 			check: func(g Gomega, out plan.Outcome) {
 				g.Expect(out.Status.Rollouts).To(BeEmpty())
 				g.Expect(workloadStatus(g, out.Status, deploymentRef("a"))).To(And(
-					HaveField("State", v1alpha1.WorkloadQueued), HaveField("Reason", "AnnotateFailed"),
+					HaveField("State", v1alpha1.WorkloadQueued), HaveField("Reason", v1alpha1.StatusReasonAnnotateFailed),
 					HaveField("Message", "conflict: field managed by kubectl")))
 				g.Expect(out.Status.Summary.AnnotatedWorkloads).To(BeZero())
 				g.Expect(out.Events).To(Equal([]plan.Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventAnnotateFailed,
@@ -70,7 +71,7 @@ func TestCompleteFoldsApplyResults(t *testing.T) {
 			check: func(g Gomega, out plan.Outcome) {
 				g.Expect(out.Status.Rollouts).To(BeEmpty())
 				g.Expect(workloadStatus(g, out.Status, deploymentRef("a"))).To(And(
-					HaveField("State", v1alpha1.WorkloadQueued), HaveField("Reason", "Queued")))
+					HaveField("State", v1alpha1.WorkloadQueued), HaveField("Reason", v1alpha1.StatusReasonQueued)))
 				g.Expect(out.Events).To(BeEmpty())
 				expectReady(g, out.Status, metav1.ConditionFalse, v1alpha1.ReasonRolloutInProgress, true, false)
 			},
@@ -90,7 +91,7 @@ func TestCompleteFoldsApplyResults(t *testing.T) {
 			g := NewWithT(t)
 			d := plan.Decide(input(policy(), deployment("a", tcp), deployment("b", tcp)))
 			g.Expect(d.Annotate).To(Equal([]plan.Ref{deploymentRef("a")}))
-			tt.check(g, d.Complete(tt.results))
+			tt.check(g, plan.Complete(d, tt.results))
 		})
 	}
 }
@@ -100,7 +101,7 @@ func TestCompleteTruncatesLongMessages(t *testing.T) {
 	d := plan.Decide(input(policy(), deployment("a", containers(container("web", readiness(tcpSocket(8080)))))))
 	long := strings.Repeat("é", 700) // 1400 bytes
 
-	out := d.Complete(map[plan.Ref]plan.ApplyResult{deploymentRef("a"): {Err: errors.New(long)}})
+	out := plan.Complete(d, map[plan.Ref]plan.ApplyResult{deploymentRef("a"): {Err: errors.New(long)}})
 
 	msg := workloadStatus(g, out.Status, deploymentRef("a")).Message
 	g.Expect(len(msg)).To(BeNumerically("<=", 1024))
@@ -126,7 +127,7 @@ func TestRolloutCompletes(t *testing.T) {
 	g.Expect(out.RequeueAfter).To(BeZero())
 
 	in.Policy = withStatus(p, roundTrip(g, out.Status))
-	again := plan.Decide(in).Complete(nil)
+	again := plan.Complete(plan.Decide(in), nil)
 	g.Expect(again.Events).To(BeEmpty())
 }
 
@@ -141,7 +142,7 @@ func TestStaleCacheIsRollingAndNotAnnotatedAgain(t *testing.T) {
 
 	g.Expect(d.Annotate).To(BeEmpty())
 	g.Expect(workloadStatus(g, out.Status, deploymentRef("a"))).To(And(
-		HaveField("State", v1alpha1.WorkloadRolling), HaveField("Reason", "RolloutStarted")))
+		HaveField("State", v1alpha1.WorkloadRolling), HaveField("Reason", v1alpha1.StatusReasonRolloutStarted)))
 	g.Expect(out.Status.Rollouts).To(Equal(p.Status.Rollouts))
 	g.Expect(out.Status.Summary.AnnotatedWorkloads).To(BeEquivalentTo(1))
 	g.Expect(out.Events).To(BeEmpty())
@@ -149,20 +150,20 @@ func TestStaleCacheIsRollingAndNotAnnotatedAgain(t *testing.T) {
 }
 
 func TestVerificationOnLivePods(t *testing.T) {
-	probesOf := containers(container("web", port("http", 8080),
+	probesOf := containers(container("web", httpPort(),
 		readiness(httpGet(8080, "/ready")), liveness(tcpSocket(8080)), startupProbe(execProbe("true"))))
 	done := func(opts ...workloadOption) plan.Workload {
 		return deployment("web", append([]workloadOption{probesOf, annotated(), managed(), generation(2)}, opts...)...)
 	}
 	type want struct {
 		state        v1alpha1.WorkloadState
-		reason       string
+		reason       v1alpha1.StatusReason
 		probeState   v1alpha1.ProbeState
-		probeReason  string
+		probeReason  v1alpha1.StatusReason
 		probeMessage string
 		summary      v1alpha1.PolicySummary
 		ready        metav1.ConditionStatus
-		readyReason  string
+		readyReason  v1alpha1.ConditionReason
 	}
 	tests := []struct {
 		name     string
@@ -316,7 +317,7 @@ func TestManualRolloutRequired(t *testing.T) {
 	tests := []struct {
 		name     string
 		workload plan.Workload
-		reason   string
+		reason   v1alpha1.StatusReason
 	}{
 		{"paused Deployment", deployment("a", tcp, annotated(), managed(), generation(2), rolling(), paused()), "DeploymentPaused"},
 		{"OnDelete StatefulSet", statefulSet("a", tcp, annotated(), managed(), generation(2), rolling(), onDelete()), "OnDeleteStrategy"},
@@ -376,10 +377,10 @@ func TestUnhealthyPods(t *testing.T) {
 	g.Expect(out.Status.UnhealthyPods).To(Equal([]v1alpha1.UnhealthyPod{
 		{Pod: webPod.Name, WorkloadKind: v1alpha1.KindDeployment, Workload: "web", ProbeKind: v1alpha1.ProbeLiveness, Count: 4,
 			LastMessage: "Liveness probe failed: Get \"http://10.0.0.7:8080/live\": context deadline exceeded",
-			LastSeen:    metav1.NewTime(now.Add(-30 * time.Second).Truncate(time.Second))},
+			LastSeen:    ptr.To(metav1.NewTime(now.Add(-30 * time.Second).Truncate(time.Second)))},
 		{Pod: dbPod.Name, WorkloadKind: v1alpha1.KindStatefulSet, Workload: "db", ProbeKind: v1alpha1.ProbeStartup, Count: 2,
 			LastMessage: "Startup probe failed: dial tcp 10.0.0.8:5432: connect: connection refused",
-			LastSeen:    metav1.NewTime(now.Add(-8 * time.Minute).Truncate(time.Second))},
+			LastSeen:    ptr.To(metav1.NewTime(now.Add(-8 * time.Minute).Truncate(time.Second)))},
 	}))
 	g.Expect(out.Status.Summary.UnhealthyPods).To(BeEquivalentTo(2))
 	probesHealthy := condition(out.Status, v1alpha1.ConditionProbesHealthy)
@@ -421,7 +422,7 @@ func TestUnhealthyPodsAreBounded(t *testing.T) {
 	_, out := decide(in)
 
 	g.Expect(out.Status.Summary.UnhealthyPods).To(BeEquivalentTo(60))
-	g.Expect(out.Status.UnhealthyPods).To(HaveLen(plan.MaxUnhealthyPodEntries))
+	g.Expect(out.Status.UnhealthyPods).To(HaveLen(v1alpha1.MaxUnhealthyPodEntries))
 	for i, u := range out.Status.UnhealthyPods {
 		g.Expect(u.Pod).To(Equal(fmt.Sprintf("web-%s-p%02d", podHash, i)), "entry %d", i)
 	}
@@ -454,7 +455,7 @@ func TestWorkloadListIsBoundedMostUrgentFirst(t *testing.T) {
 	_, out := decide(in)
 
 	g.Expect(out.Status.Summary.SelectedWorkloads).To(BeEquivalentTo(120))
-	g.Expect(out.Status.Workloads).To(HaveLen(plan.MaxWorkloadEntries))
+	g.Expect(out.Status.Workloads).To(HaveLen(v1alpha1.MaxWorkloadEntries))
 	count := map[v1alpha1.WorkloadState]int{}
 	var order []v1alpha1.WorkloadState
 	for _, w := range out.Status.Workloads {
@@ -554,7 +555,7 @@ func TestIdleMeansIdle(t *testing.T) {
 			in := tt.setup(t)
 			first := plan.Decide(in)
 			g.Expect(first.Annotate).To(BeEmpty(), "the scenario must be settled")
-			written := roundTrip(g, first.Complete(nil).Status)
+			written := roundTrip(g, plan.Complete(first, nil).Status)
 
 			for _, later := range []time.Duration{0, 30 * time.Second} {
 				next := in
@@ -563,7 +564,7 @@ func TestIdleMeansIdle(t *testing.T) {
 				next.Now = now.Add(later)
 
 				d := plan.Decide(next)
-				out := d.Complete(nil)
+				out := plan.Complete(d, nil)
 
 				g.Expect(d.Annotate).To(BeEmpty())
 				g.Expect(out.Events).To(BeEmpty(), "after %s", later)

@@ -96,11 +96,11 @@ func TestInvalidSelectorStallsAndWarnsOnce(t *testing.T) {
 
 			d := plan.Decide(in)
 			g.Expect(d.Annotate).To(BeEmpty())
-			out := d.Complete(nil)
+			out := plan.Complete(d, nil)
 
 			expectReady(g, out.Status, metav1.ConditionFalse, v1alpha1.ReasonInvalidSelector, false, true)
 			g.Expect(condition(out.Status, v1alpha1.ConditionReady).Message).To(HavePrefix(tt.message))
-			g.Expect(condition(out.Status, v1alpha1.ConditionStalled).Reason).To(Equal(v1alpha1.ReasonInvalidSelector))
+			g.Expect(condition(out.Status, v1alpha1.ConditionStalled).Reason).To(Equal(string(v1alpha1.ReasonInvalidSelector)))
 			g.Expect(out.Status.Workloads).To(BeNil())
 			g.Expect(out.Status.Summary).To(Equal(v1alpha1.PolicySummary{}))
 			g.Expect(out.Status.MTLSMode).To(Equal(v1alpha1.MTLSStrict))
@@ -119,7 +119,7 @@ func TestInvalidSelectorStallsAndWarnsOnce(t *testing.T) {
 			// The next reconcile reads the status back: no new event, same status.
 			in.Policy = withStatus(p, roundTrip(g, out.Status))
 			in.Now = now.Add(time.Minute)
-			again := plan.Decide(in).Complete(nil)
+			again := plan.Complete(plan.Decide(in), nil)
 			g.Expect(again.Events).To(BeEmpty())
 			g.Expect(apiequality.Semantic.DeepEqual(again.Status, in.Policy.Status)).To(BeTrue(), "status changed:\n%v\n%v", again.Status, in.Policy.Status)
 		})
@@ -130,7 +130,7 @@ func TestNeedRules(t *testing.T) {
 	type want struct {
 		state        v1alpha1.WorkloadState
 		probeState   v1alpha1.ProbeState
-		probeReason  string
+		probeReason  v1alpha1.StatusReason
 		probeMessage string
 		probeMTLS    v1alpha1.MTLSMode
 		workloadMTLS v1alpha1.MTLSMode
@@ -138,7 +138,7 @@ func TestNeedRules(t *testing.T) {
 	queued := func(message string, probeMTLS, workloadMTLS v1alpha1.MTLSMode) want {
 		return want{v1alpha1.WorkloadQueued, v1alpha1.ProbePendingRollout, "Queued", message, probeMTLS, workloadMTLS}
 	}
-	notNeeded := func(reason, message string, probeMTLS, workloadMTLS v1alpha1.MTLSMode) want {
+	notNeeded := func(reason v1alpha1.StatusReason, message string, probeMTLS, workloadMTLS v1alpha1.MTLSMode) want {
 		return want{v1alpha1.WorkloadNotNeeded, v1alpha1.ProbeNotNeeded, reason, message, probeMTLS, workloadMTLS}
 	}
 	const (
@@ -253,7 +253,7 @@ func TestNeedRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			w := deployment("web", containers(container("web", port("http", 8080), tt.probe)))
+			w := deployment("web", containers(container("web", httpPort(), tt.probe)))
 			in := input(policy(tt.policy...), w)
 			in.MTLS = resolver(tt.pas...)
 
@@ -283,7 +283,7 @@ func TestNeedRules(t *testing.T) {
 func TestProbeStatusDescribesOriginalAndRewrittenTargets(t *testing.T) {
 	g := NewWithT(t)
 	w := deployment("web", containers(
-		container("web", port("http", 8080),
+		container("web", httpPort(),
 			readiness(httpGetNamed("http", "ready")),
 			liveness(tcpSocket(8080))),
 		container("cache", readiness(execProbe("redis-cli", "ping")), liveness(grpcProbe(9090)))))
@@ -318,34 +318,34 @@ func TestWorkloadStates(t *testing.T) {
 		policy          []policyOption
 		workload        plan.Workload
 		state           v1alpha1.WorkloadState
-		reason          string
+		reason          v1alpha1.StatusReason
 		probes          []v1alpha1.ProbeState
-		probeReasons    []string
+		probeReasons    []v1alpha1.StatusReason
 		ready           metav1.ConditionStatus
-		readyReason     string
+		readyReason     v1alpha1.ConditionReason
 		stalled         bool
 	}{
 		{
 			name:            "namespace without an injection label is not in the mesh",
 			namespaceLabels: map[string]string{"kubernetes.io/metadata.name": ns},
 			workload:        deployment("web", tcp),
-			state:           v1alpha1.WorkloadNotInMesh, reason: mesh.ReasonNoInjectionLabel,
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotInMesh}, probeReasons: []string{mesh.ReasonNoInjectionLabel},
+			state:           v1alpha1.WorkloadNotInMesh, reason: v1alpha1.StatusReasonNoInjectionLabel,
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotInMesh}, probeReasons: []v1alpha1.StatusReason{v1alpha1.StatusReasonNoInjectionLabel},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 		{
 			name:            "namespace with injection disabled",
 			namespaceLabels: map[string]string{"istio-injection": "disabled"},
 			workload:        deployment("web", tcp, label("sidecar.istio.io/inject", "true")),
-			state:           v1alpha1.WorkloadNotInMesh, reason: mesh.ReasonNamespaceInjectionDisabled,
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotInMesh}, probeReasons: []string{mesh.ReasonNamespaceInjectionDisabled},
+			state:           v1alpha1.WorkloadNotInMesh, reason: v1alpha1.StatusReasonNamespaceInjectionDisabled,
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotInMesh}, probeReasons: []v1alpha1.StatusReason{v1alpha1.StatusReasonNamespaceInjectionDisabled},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 		{
 			name:     "pod template opting out of injection",
 			workload: deployment("web", tcp, label("sidecar.istio.io/inject", "false")),
-			state:    v1alpha1.WorkloadNotInMesh, reason: mesh.ReasonPodInjectionDisabled,
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotInMesh}, probeReasons: []string{mesh.ReasonPodInjectionDisabled},
+			state:    v1alpha1.WorkloadNotInMesh, reason: v1alpha1.StatusReasonPodInjectionDisabled,
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotInMesh}, probeReasons: []v1alpha1.StatusReason{v1alpha1.StatusReasonPodInjectionDisabled},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 		{
@@ -353,28 +353,28 @@ func TestWorkloadStates(t *testing.T) {
 			namespaceLabels: map[string]string{},
 			workload:        deployment("web", tcp, label("sidecar.istio.io/inject", "true")),
 			state:           v1alpha1.WorkloadQueued, reason: "Queued",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbePendingRollout}, probeReasons: []string{"Queued"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbePendingRollout}, probeReasons: []v1alpha1.StatusReason{"Queued"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonRolloutInProgress,
 		},
 		{
 			name:     "rewrite annotation false opts out",
 			workload: deployment("web", tcp, templateAnnotation(mesh.RewriteAnnotation, "false")),
 			state:    v1alpha1.WorkloadOptedOut, reason: "RewriteDisabledByUser",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeOptedOut}, probeReasons: []string{"RewriteDisabledByUser"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeOptedOut}, probeReasons: []v1alpha1.StatusReason{"RewriteDisabledByUser"},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 		{
 			name:     "rewrite annotation yes is not a boolean",
 			workload: deployment("web", tcp, templateAnnotation(mesh.RewriteAnnotation, "yes")),
 			state:    v1alpha1.WorkloadUnsupported, reason: "InvalidRewriteAnnotation",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []string{"InvalidRewriteAnnotation"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []v1alpha1.StatusReason{"InvalidRewriteAnnotation"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
 		},
 		{
 			name:     "unparsable status port",
 			workload: deployment("web", tcp, templateAnnotation(mesh.StatusPortAnnotation, "abc")),
 			state:    v1alpha1.WorkloadUnsupported, reason: "InvalidStatusPort",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []string{"InvalidStatusPort"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []v1alpha1.StatusReason{"InvalidStatusPort"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
 		},
 		{
@@ -382,36 +382,36 @@ func TestWorkloadStates(t *testing.T) {
 			workload: deployment("web", containers(container("web",
 				readiness(httpGetHost("10.0.0.1", 8080, "/ready")), liveness(tcpSocket(8080))))),
 			state: v1alpha1.WorkloadUnsupported, reason: "HostSet",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported, v1alpha1.ProbePendingRollout}, probeReasons: []string{"HostSet", "WorkloadUnsupported"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported, v1alpha1.ProbePendingRollout}, probeReasons: []v1alpha1.StatusReason{"HostSet", "WorkloadUnsupported"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
 		},
 		{
 			name:     "named port the container does not declare",
 			workload: deployment("web", containers(container("web", readiness(tcpSocket(8080)), liveness(httpGetNamed("admin", "/live"))))),
 			state:    v1alpha1.WorkloadUnsupported, reason: "NamedPortNotDeclared",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbePendingRollout, v1alpha1.ProbeUnsupported}, probeReasons: []string{"WorkloadUnsupported", "NamedPortNotDeclared"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbePendingRollout, v1alpha1.ProbeUnsupported}, probeReasons: []v1alpha1.StatusReason{"WorkloadUnsupported", "NamedPortNotDeclared"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
 		},
 		{
 			name:     "status port switched off with 0",
 			workload: deployment("web", tcp, templateAnnotation(mesh.StatusPortAnnotation, "0")),
 			state:    v1alpha1.WorkloadUnsupported, reason: "StatusPortDisabled",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []string{"StatusPortDisabled"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []v1alpha1.StatusReason{"StatusPortDisabled"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
 		},
 		{
 			name:     "a hazard on a workload that needs nothing is not reported",
 			workload: deployment("web", containers(container("web", readiness(httpGetHost("10.0.0.1", 8080, "/ready"))))),
 			state:    v1alpha1.WorkloadNotNeeded, reason: "NoProbeNeedsRedirect",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotNeeded}, probeReasons: []string{"PortNotStrict"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotNeeded}, probeReasons: []v1alpha1.StatusReason{"PortNotStrict"},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 		{
 			name:     "suspended policy changes nothing",
 			policy:   []policyOption{suspended()},
 			workload: deployment("web", tcp),
-			state:    v1alpha1.WorkloadSuspended, reason: v1alpha1.ReasonSuspended,
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbePendingRollout}, probeReasons: []string{v1alpha1.ReasonSuspended},
+			state:    v1alpha1.WorkloadSuspended, reason: v1alpha1.StatusReasonSuspended,
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbePendingRollout}, probeReasons: []v1alpha1.StatusReason{v1alpha1.StatusReasonSuspended},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonSuspended,
 		},
 		{
@@ -419,14 +419,14 @@ func TestWorkloadStates(t *testing.T) {
 			policy:   []policyOption{suspended()},
 			workload: deployment("web", tcp, templateAnnotation(mesh.RewriteAnnotation, "0")),
 			state:    v1alpha1.WorkloadOptedOut, reason: "RewriteDisabledByUser",
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeOptedOut}, probeReasons: []string{"RewriteDisabledByUser"},
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeOptedOut}, probeReasons: []v1alpha1.StatusReason{"RewriteDisabledByUser"},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 		{
 			name:     "exec probes keep NotNeeded when the workload is not in the mesh",
 			workload: deployment("web", containers(container("web", readiness(execProbe("true")))), label("sidecar.istio.io/inject", "false")),
-			state:    v1alpha1.WorkloadNotInMesh, reason: mesh.ReasonPodInjectionDisabled,
-			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotNeeded}, probeReasons: []string{"ExecProbe"},
+			state:    v1alpha1.WorkloadNotInMesh, reason: v1alpha1.StatusReasonPodInjectionDisabled,
+			probes: []v1alpha1.ProbeState{v1alpha1.ProbeNotNeeded}, probeReasons: []v1alpha1.StatusReason{"ExecProbe"},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 	}
@@ -444,7 +444,7 @@ func TestWorkloadStates(t *testing.T) {
 			g.Expect(ws.State).To(Equal(tt.state), ws.Message)
 			g.Expect(ws.Reason).To(Equal(tt.reason), ws.Message)
 			var states []v1alpha1.ProbeState
-			var reasons []string
+			var reasons []v1alpha1.StatusReason
 			for _, p := range ws.Probes {
 				states, reasons = append(states, p.State), append(reasons, p.Reason)
 			}
@@ -532,7 +532,7 @@ func TestConflictWithAnOlderPolicy(t *testing.T) {
 				return
 			}
 			g.Expect(ws).To(Equal(v1alpha1.WorkloadStatus{Kind: v1alpha1.KindDeployment, Name: "web", State: v1alpha1.WorkloadConflict,
-				Reason: v1alpha1.ReasonConflict, Message: `older policy "` + tt.owner + `" selects this workload and manages it`}))
+				Reason: v1alpha1.StatusReasonConflict, Message: `older policy "` + tt.owner + `" selects this workload and manages it`}))
 			g.Expect(d.Annotate).To(BeEmpty())
 			expectReady(g, out.Status, metav1.ConditionFalse, v1alpha1.ReasonConflict, false, true)
 			g.Expect(condition(out.Status, v1alpha1.ConditionReady).Message).To(Equal("An older policy manages Deployment/web"))
@@ -569,7 +569,7 @@ func TestRolloutGate(t *testing.T) {
 		policy    []policyOption
 		workloads []plan.Workload
 		annotate  []plan.Ref
-		reasons   map[plan.Ref]string
+		reasons   map[plan.Ref]v1alpha1.StatusReason
 		messages  map[plan.Ref]string
 		states    map[plan.Ref]v1alpha1.WorkloadState
 		requeue   time.Duration
@@ -578,7 +578,7 @@ func TestRolloutGate(t *testing.T) {
 			name:      "maxConcurrent 1 admits the first in kind and name order",
 			workloads: []plan.Workload{daemonSet("a", tcp), statefulSet("a", tcp), queued("c"), queued("b")},
 			annotate:  []plan.Ref{deploymentRef("b")},
-			reasons: map[plan.Ref]string{
+			reasons: map[plan.Ref]v1alpha1.StatusReason{
 				deploymentRef("b"): "Queued", deploymentRef("c"): "WaitingForRolloutSlot",
 				ref(v1alpha1.KindStatefulSet, "a"): "WaitingForRolloutSlot", ref(v1alpha1.KindDaemonSet, "a"): "WaitingForRolloutSlot"},
 		},
@@ -587,14 +587,14 @@ func TestRolloutGate(t *testing.T) {
 			policy:    []policyOption{maxConcurrent(2)},
 			workloads: []plan.Workload{statefulSet("a", tcp), queued("c"), queued("b")},
 			annotate:  []plan.Ref{deploymentRef("b"), deploymentRef("c")},
-			reasons:   map[plan.Ref]string{ref(v1alpha1.KindStatefulSet, "a"): "WaitingForRolloutSlot"},
+			reasons:   map[plan.Ref]v1alpha1.StatusReason{ref(v1alpha1.KindStatefulSet, "a"): "WaitingForRolloutSlot"},
 		},
 		{
 			name:      "a rollout in flight takes the only slot",
 			policy:    []policyOption{rollouts(record(v1alpha1.KindDeployment, "a", 2, time.Minute))},
 			workloads: []plan.Workload{inFlight("a"), queued("b"), queued("c")},
 			annotate:  nil,
-			reasons: map[plan.Ref]string{deploymentRef("a"): "RolloutInProgress",
+			reasons: map[plan.Ref]v1alpha1.StatusReason{deploymentRef("a"): "RolloutInProgress",
 				deploymentRef("b"): "WaitingForRolloutSlot", deploymentRef("c"): "WaitingForRolloutSlot"},
 			messages: map[plan.Ref]string{deploymentRef("b"): "1 of 1 concurrent rollout(s) in progress"},
 			states:   map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolling},
@@ -618,7 +618,7 @@ func TestRolloutGate(t *testing.T) {
 			policy:    []policyOption{rollouts(record(v1alpha1.KindDeployment, "a", 2, time.Minute))},
 			workloads: []plan.Workload{queued("a"), queued("b")},
 			annotate:  nil,
-			reasons:   map[plan.Ref]string{deploymentRef("a"): "RolloutStarted", deploymentRef("b"): "WaitingForRolloutSlot"},
+			reasons:   map[plan.Ref]v1alpha1.StatusReason{deploymentRef("a"): "RolloutStarted", deploymentRef("b"): "WaitingForRolloutSlot"},
 			states:    map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolling},
 		},
 		{
@@ -626,7 +626,7 @@ func TestRolloutGate(t *testing.T) {
 			policy:    []policyOption{rollouts(record(v1alpha1.KindDeployment, "a", 2, 11*time.Minute))},
 			workloads: []plan.Workload{inFlight("a"), queued("b"), queued("c")},
 			annotate:  nil,
-			reasons: map[plan.Ref]string{deploymentRef("a"): "ProgressDeadlineExceeded",
+			reasons: map[plan.Ref]v1alpha1.StatusReason{deploymentRef("a"): "ProgressDeadlineExceeded",
 				deploymentRef("b"): "PausedAfterFailure", deploymentRef("c"): "PausedAfterFailure"},
 			messages: map[plan.Ref]string{deploymentRef("b"): "1 rollout(s) failed and rollout.pauseOnFailure is true"},
 			states:   map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolloutFailed, deploymentRef("b"): v1alpha1.WorkloadQueued},
@@ -636,7 +636,7 @@ func TestRolloutGate(t *testing.T) {
 			policy:    []policyOption{rollouts(record(v1alpha1.KindDeployment, "a", 2, time.Minute))},
 			workloads: []plan.Workload{deployment("a", tcp, annotated(), managed(), generation(2), rolling(), deadlineExceeded()), queued("b")},
 			annotate:  nil,
-			reasons:   map[plan.Ref]string{deploymentRef("a"): "ProgressDeadlineExceeded", deploymentRef("b"): "PausedAfterFailure"},
+			reasons:   map[plan.Ref]v1alpha1.StatusReason{deploymentRef("a"): "ProgressDeadlineExceeded", deploymentRef("b"): "PausedAfterFailure"},
 			states:    map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolloutFailed},
 		},
 		{
@@ -650,7 +650,7 @@ func TestRolloutGate(t *testing.T) {
 			policy:    []policyOption{pauseOnFailure(false), rollouts(record(v1alpha1.KindDeployment, "a", 2, 11*time.Minute))},
 			workloads: []plan.Workload{inFlight("a"), queued("b"), queued("c")},
 			annotate:  []plan.Ref{deploymentRef("b")},
-			reasons:   map[plan.Ref]string{deploymentRef("a"): "ProgressDeadlineExceeded", deploymentRef("c"): "WaitingForRolloutSlot"},
+			reasons:   map[plan.Ref]v1alpha1.StatusReason{deploymentRef("a"): "ProgressDeadlineExceeded", deploymentRef("c"): "WaitingForRolloutSlot"},
 			states:    map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolloutFailed},
 		},
 		{
@@ -704,7 +704,7 @@ func TestRolloutFailureIsReportedOncePerTransition(t *testing.T) {
 
 	in.Policy = withStatus(p, roundTrip(g, out.Status))
 	in.Now = now.Add(time.Minute)
-	again := plan.Decide(in).Complete(nil)
+	again := plan.Complete(plan.Decide(in), nil)
 	g.Expect(again.Events).To(BeEmpty())
 	g.Expect(apiequality.Semantic.DeepEqual(again.Status, in.Policy.Status)).To(BeTrue())
 }
@@ -727,7 +727,7 @@ func TestDecideDoesNotChangeItsInput(t *testing.T) {
 	}{p.DeepCopy(), deployment("a", tcp, annotated(), managed(), generation(2), rolling()), deployment("b", tcp), pod.DeepCopy(), append([]corev1.Event(nil), in.Events...)}
 
 	d := plan.Decide(in)
-	d.Complete(map[plan.Ref]plan.ApplyResult{deploymentRef("b"): {Generation: 2}})
+	plan.Complete(d, map[plan.Ref]plan.ApplyResult{deploymentRef("b"): {Generation: 2}})
 
 	g.Expect(p).To(Equal(before.policy))
 	g.Expect(in.Workloads).To(Equal([]plan.Workload{before.b, before.a}), "the workload order is the caller's")

@@ -18,12 +18,12 @@ var tcpOnly = containers(container("app", readiness(tcpSocket(80))))
 
 func TestHostNetworkPodsAreNotInTheMesh(t *testing.T) {
 	g := NewWithT(t)
-	w := deployment("host", tcpOnly, func(w *plan.Workload) { w.Deployment.Spec.Template.Spec.HostNetwork = true })
+	w := deployment("host", tcpOnly, func(w *plan.Workload) { asDeployment(w).Spec.Template.Spec.HostNetwork = true })
 	d, out := decide(input(policy(), w))
 	g.Expect(d.Annotate).To(BeEmpty())
 	status := workloadStatus(g, out.Status, deploymentRef("host"))
 	g.Expect(status.State).To(Equal(v1alpha1.WorkloadNotInMesh))
-	g.Expect(status.Reason).To(Equal(mesh.ReasonHostNetwork))
+	g.Expect(status.Reason).To(Equal(v1alpha1.StatusReasonHostNetwork))
 }
 
 func TestAStaleCachedCopyOfThePolicyCausesNoConflict(t *testing.T) {
@@ -47,7 +47,7 @@ func TestRestoreWaitsForAStaleCache(t *testing.T) {
 	p := policy(deleting(), rollouts(record(v1alpha1.KindDeployment, "a", 3, time.Minute)))
 	d := plan.DecideRestore(input(p, deployment("a", tcpOnly, annotated(), managed(), generation(2))))
 	g.Expect(d.Restore).To(BeEmpty())
-	out := d.Complete(nil)
+	out := plan.Complete(d, nil)
 	g.Expect(out.Events).To(BeEmpty())
 	g.Expect(out.RestoreDone).To(BeFalse())
 	g.Expect(out.Status.Rollouts).To(HaveLen(1))
@@ -58,7 +58,7 @@ func TestASuspendedPolicyRestoresNothingOnDeletion(t *testing.T) {
 	g := NewWithT(t)
 	d := plan.DecideRestore(input(policy(deleting(), suspended()), deployment("a", tcpOnly, annotated(), managed())))
 	g.Expect(d.Restore).To(BeEmpty())
-	out := d.Complete(nil)
+	out := plan.Complete(d, nil)
 	g.Expect(out.RestoreDone).To(BeTrue())
 	g.Expect(out.Events).To(ConsistOf(HaveField("Reason", v1alpha1.EventRestoreSkipped)))
 }
@@ -69,7 +69,7 @@ func TestHazardsAreReportedOnTemplatesSomeoneElseAnnotated(t *testing.T) {
 	_, out := decide(input(policy(), w))
 	status := workloadStatus(g, out.Status, deploymentRef("a"))
 	g.Expect(status.State).To(Equal(v1alpha1.WorkloadUnsupported))
-	g.Expect(status.Reason).To(Equal("HostSet"))
+	g.Expect(status.Reason).To(Equal(v1alpha1.StatusReasonHostSet))
 	g.Expect(status.Probes[0].State).To(Equal(v1alpha1.ProbeUnsupported))
 }
 
@@ -86,7 +86,7 @@ func TestAnInvalidSelectorKeepsRolloutDeadlines(t *testing.T) {
 	records := []v1alpha1.RolloutRecord{record(v1alpha1.KindDeployment, "a", 2, time.Minute)}
 	p := policy(selector(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "not valid!"}}), rollouts(records...))
 	_, out := decide(input(p, deployment("a", tcpOnly)))
-	g.Expect(condition(out.Status, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonInvalidSelector))
+	g.Expect(condition(out.Status, v1alpha1.ConditionReady).Reason).To(Equal(string(v1alpha1.ReasonInvalidSelector)))
 	g.Expect(out.Status.Rollouts).To(Equal(records))
 }
 
@@ -102,7 +102,7 @@ func TestSuspendDoesNotHideARolloutInProgress(t *testing.T) {
 	p := policy(suspended(), rollouts(record(v1alpha1.KindDeployment, "a", 2, time.Minute)))
 	_, out := decide(input(p, deployment("a", tcpOnly, annotated(), managed(), generation(2), rolling()), deployment("b", tcpOnly)))
 	g.Expect(condition(out.Status, v1alpha1.ConditionReconciling).Status).To(Equal(metav1.ConditionTrue))
-	g.Expect(condition(out.Status, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonRolloutInProgress))
+	g.Expect(condition(out.Status, v1alpha1.ConditionReady).Reason).To(Equal(string(v1alpha1.ReasonRolloutInProgress)))
 	g.Expect(workloadStatus(g, out.Status, deploymentRef("b")).State).To(Equal(v1alpha1.WorkloadSuspended))
 }
 

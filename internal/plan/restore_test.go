@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
@@ -35,7 +36,7 @@ func TestDecideRestoreSelectsOnlyTheOperatorsAnnotations(t *testing.T) {
 
 	g.Expect(d.Annotate).To(BeEmpty())
 	g.Expect(d.Restore).To(Equal([]plan.Ref{deploymentRef("mine"), deploymentRef("orphan"), ref(v1alpha1.KindStatefulSet, "mine")}))
-	out := d.Complete(applied(d, 3))
+	out := plan.Complete(d, applied(d, 3))
 	g.Expect(out.Events).To(ConsistOf(
 		plan.Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
 			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from Deployment/mine; rollout started"},
@@ -45,11 +46,11 @@ func TestDecideRestoreSelectsOnlyTheOperatorsAnnotations(t *testing.T) {
 			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from StatefulSet/mine; rollout started"},
 	))
 	g.Expect(refsOf(out.Status.Workloads)).To(ConsistOf(deploymentRef("mine"), deploymentRef("orphan"), ref(v1alpha1.KindStatefulSet, "mine")))
-	g.Expect(out.Status.Workloads).To(HaveEach(And(HaveField("State", v1alpha1.WorkloadRolling), HaveField("Reason", "Restoring"))))
+	g.Expect(out.Status.Workloads).To(HaveEach(And(HaveField("State", v1alpha1.WorkloadRolling), HaveField("Reason", v1alpha1.StatusReasonRestoring))))
 	g.Expect(out.Status.Rollouts).To(ConsistOf(
-		v1alpha1.RolloutRecord{Kind: v1alpha1.KindDeployment, Name: "mine", Generation: 3, StartedAt: metav1.NewTime(now.Truncate(time.Second))},
-		v1alpha1.RolloutRecord{Kind: v1alpha1.KindDeployment, Name: "orphan", Generation: 3, StartedAt: metav1.NewTime(now.Truncate(time.Second))},
-		v1alpha1.RolloutRecord{Kind: v1alpha1.KindStatefulSet, Name: "mine", Generation: 3, StartedAt: metav1.NewTime(now.Truncate(time.Second))},
+		v1alpha1.RolloutRecord{Kind: v1alpha1.KindDeployment, Name: "mine", Generation: 3, StartedAt: ptr.To(metav1.NewTime(now.Truncate(time.Second)))},
+		v1alpha1.RolloutRecord{Kind: v1alpha1.KindDeployment, Name: "orphan", Generation: 3, StartedAt: ptr.To(metav1.NewTime(now.Truncate(time.Second)))},
+		v1alpha1.RolloutRecord{Kind: v1alpha1.KindStatefulSet, Name: "mine", Generation: 3, StartedAt: ptr.To(metav1.NewTime(now.Truncate(time.Second)))},
 	))
 	g.Expect(out.RestoreDone).To(BeFalse())
 	g.Expect(out.RequeueAfter).To(Equal(10 * time.Minute))
@@ -146,12 +147,12 @@ func TestDecideRestorePacing(t *testing.T) {
 			in := input(policy(append([]policyOption{deleting()}, tt.policy...)...), tt.workloads...)
 
 			d := plan.DecideRestore(in)
-			out := d.Complete(nil)
+			out := plan.Complete(d, nil)
 
 			g.Expect(d.Restore).To(Equal(tt.restore))
 			got := map[plan.Ref]string{}
 			for _, w := range out.Status.Workloads {
-				got[ref(w.Kind, w.Name)] = string(w.State) + "/" + w.Reason
+				got[ref(w.Kind, w.Name)] = string(w.State) + "/" + string(w.Reason)
 			}
 			if tt.states == nil {
 				tt.states = map[plan.Ref]string{}
@@ -174,13 +175,13 @@ func TestRestoreFailure(t *testing.T) {
 	d := plan.DecideRestore(input(policy(deleting()), deployment("a", annotated(), managed())))
 	g.Expect(d.Restore).To(Equal([]plan.Ref{deploymentRef("a")}))
 
-	out := d.Complete(map[plan.Ref]plan.ApplyResult{deploymentRef("a"): {Err: errors.New("the server is currently unable to handle the request")}})
+	out := plan.Complete(d, map[plan.Ref]plan.ApplyResult{deploymentRef("a"): {Err: errors.New("the server is currently unable to handle the request")}})
 
 	g.Expect(out.Events).To(Equal([]plan.Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRestoreFailed,
 		Message: "Failed to restore Deployment/a: the server is currently unable to handle the request"}}))
 	g.Expect(workloadStatus(g, out.Status, deploymentRef("a"))).To(And(HaveField("State", v1alpha1.WorkloadQueued),
-		HaveField("Reason", "AnnotateFailed"), HaveField("Message", "the server is currently unable to handle the request")))
+		HaveField("Reason", v1alpha1.StatusReasonRestoreFailed), HaveField("Message", "the server is currently unable to handle the request")))
 	g.Expect(out.Status.Rollouts).To(BeEmpty())
 	g.Expect(out.RestoreDone).To(BeFalse())
-	expectReady(g, out.Status, metav1.ConditionFalse, v1alpha1.ReasonDeleting, true, false)
+	expectReady(g, out.Status, metav1.ConditionFalse, v1alpha1.ReasonRestoreFailed, true, false)
 }

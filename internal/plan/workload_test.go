@@ -48,47 +48,10 @@ func TestWorkloadOfPod(t *testing.T) {
 	}
 }
 
-func TestManagesRewriteAnnotation(t *testing.T) {
-	const operator = "probe-redirect-operator"
-	withPath := `{"f:spec":{"f:template":{"f:metadata":{"f:annotations":{"f:sidecar.istio.io/rewriteAppHTTPProbers":{}}}}}}`
-	otherAnnotation := `{"f:spec":{"f:template":{"f:metadata":{"f:annotations":{"f:prometheus.io/scrape":{}}}}}}`
-	topLevelAnnotation := `{"f:metadata":{"f:annotations":{"f:sidecar.istio.io/rewriteAppHTTPProbers":{}}}}`
-	entry := func(manager, fields string) metav1.ManagedFieldsEntry {
-		e := metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1", FieldsType: "FieldsV1"}
-		if fields != "" {
-			e.FieldsV1 = &metav1.FieldsV1{Raw: []byte(fields)}
-		}
-		return e
-	}
-	tests := []struct {
-		name    string
-		entries []metav1.ManagedFieldsEntry
-		want    bool
-	}{
-		{"operator owns the annotation", []metav1.ManagedFieldsEntry{entry(operator, withPath)}, true},
-		{"among other entries", []metav1.ManagedFieldsEntry{entry("kubectl-client-side-apply", otherAnnotation), entry(operator, withPath)}, true},
-		{"operator owns other fields only", []metav1.ManagedFieldsEntry{entry(operator, otherAnnotation)}, false},
-		{"the annotation on the workload, not the template", []metav1.ManagedFieldsEntry{entry(operator, topLevelAnnotation)}, false},
-		{"another manager owns it", []metav1.ManagedFieldsEntry{entry("kubectl-edit", withPath)}, false},
-		{"no FieldsV1", []metav1.ManagedFieldsEntry{entry(operator, "")}, false},
-		{"FieldsV1 is not JSON", []metav1.ManagedFieldsEntry{entry(operator, "not json")}, false},
-		{"a path segment is not an object", []metav1.ManagedFieldsEntry{entry(operator, `{"f:spec":{"f:template":"x"}}`)}, false},
-		{"no managedFields", nil, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			w := deployment("web", annotated())
-			w.Deployment.ManagedFields = tt.entries
-			g.Expect(plan.ManagesRewriteAnnotation(w.Deployment, operator)).To(Equal(tt.want))
-		})
-	}
-}
-
 func TestWorkloadAccessors(t *testing.T) {
 	g := NewWithT(t)
 	for _, w := range []plan.Workload{deployment("a"), statefulSet("a"), daemonSet("a")} {
-		g.Expect(w.Object().GetName()).To(Equal("a"))
+		g.Expect(w.Object.GetName()).To(Equal("a"))
 		g.Expect(w.Template().Labels).To(HaveKeyWithValue("app", "a"))
 		g.Expect(w.Progress(0).Complete).To(BeTrue(), "%s", w.Kind())
 		g.Expect(w.Progress(2).Complete).To(BeFalse(), "%s: generation 2 is not observed", w.Kind())

@@ -11,21 +11,6 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
-// Hazards: why redirecting a probe through the sidecar would break it.
-const (
-	// HazardHostSet: httpGet.host is set. Istio keeps it on the rewritten
-	// probe, so the kubelet would call <host>:<status port>/app-health/...
-	// instead of the pod's sidecar (istio/istio#31087, #46215).
-	HazardHostSet = "HostSet"
-	// HazardNamedPortNotDeclared: the probe names a port that its own
-	// container does not declare. Istio leaves the probe out of
-	// ISTIO_KUBE_APP_PROBERS but still rewrites it, so the agent answers 400.
-	HazardNamedPortNotDeclared = "NamedPortNotDeclared"
-	// HazardStatusPortDisabled: status.sidecar.istio.io/port is "0", so no
-	// status server runs and nothing answers the rewritten probe.
-	HazardStatusPortDisabled = "StatusPortDisabled"
-)
-
 // Probe describes one kubelet probe of a pod template or pod.
 type Probe struct {
 	// Container is the name of the container that declares the probe.
@@ -49,9 +34,10 @@ type Probe struct {
 	// "GRPC :9090 service=foo", "exec cat /tmp/healthy". A set host appears
 	// before the colon; an unresolvable port name replaces the number.
 	Original string
-	// Hazard is the UpperCamel reason why redirecting would break the probe,
-	// "" if none: HostSet, NamedPortNotDeclared or StatusPortDisabled.
-	Hazard string
+	// Hazard is the reason why redirecting would break the probe, "" if none:
+	// StatusReasonHostSet, StatusReasonNamedPortNotDeclared or
+	// StatusReasonStatusPortDisabled.
+	Hazard v1alpha1.StatusReason
 	// HazardMessage explains Hazard in one sentence.
 	HazardMessage string
 }
@@ -191,11 +177,11 @@ func setHazard(p *Probe, pr *corev1.Probe, resolved bool, statusPort int32, spec
 	what := fmt.Sprintf("The %s probe of container %q", kindWord(p.Kind), p.Container)
 	switch {
 	case statusPort == 0:
-		p.Hazard = HazardStatusPortDisabled
+		p.Hazard = v1alpha1.StatusReasonStatusPortDisabled
 		p.HazardMessage = fmt.Sprintf("%s would be redirected to the sidecar's status port, but the pod sets %s to \"0\", so no status server would answer it.",
 			what, mesh.StatusPortAnnotation)
 	case pr.HTTPGet != nil && pr.HTTPGet.Host != "":
-		p.Hazard = HazardHostSet
+		p.Hazard = v1alpha1.StatusReasonHostSet
 		p.HazardMessage = fmt.Sprintf("%s sets httpGet.host %q, which Istio keeps, so the kubelet would call %s:%d%s instead of the pod's sidecar.",
 			what, pr.HTTPGet.Host, pr.HTTPGet.Host, statusPort, mesh.ProberPath(p.Container, p.Kind))
 	case !resolved:
@@ -203,7 +189,7 @@ func setHazard(p *Probe, pr *corev1.Probe, resolved bool, statusPort int32, spec
 		if owner := portOwner(spec, p.PortName, p.Container); owner != "" {
 			elsewhere = fmt.Sprintf(" (only container %q does)", owner)
 		}
-		p.Hazard = HazardNamedPortNotDeclared
+		p.Hazard = v1alpha1.StatusReasonNamedPortNotDeclared
 		p.HazardMessage = fmt.Sprintf("%s uses port name %q, which that container does not declare%s, so Istio would leave it out of %s and the sidecar would answer the rewritten probe with HTTP 400.",
 			what, p.PortName, elsewhere, mesh.KubeAppProbersEnv)
 	}

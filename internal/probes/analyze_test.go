@@ -21,8 +21,9 @@ func tcpProbe(port intstr.IntOrString) *corev1.Probe {
 	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: port}}}
 }
 
-func grpcProbe(port int32, service *string) *corev1.Probe {
-	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: port, Service: service}}}
+// grpcProbe is a gRPC probe on port 9090.
+func grpcProbe(service *string) *corev1.Probe {
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9090, Service: service}}}
 }
 
 func execProbe(cmd ...string) *corev1.Probe {
@@ -32,7 +33,7 @@ func execProbe(cmd ...string) *corev1.Probe {
 func ptr[T any](v T) *T { return &v }
 
 func TestAnalyzeHazards(t *testing.T) {
-	named := func(name string) intstr.IntOrString { return intstr.FromString(name) }
+	named := intstr.FromString
 	tests := []struct {
 		name       string
 		spec       corev1.PodSpec
@@ -55,7 +56,7 @@ func TestAnalyzeHazards(t *testing.T) {
 			}}}}},
 			statusPort: 15020,
 			want: Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "example.com",
-				Original: "HTTP example.com:80/healthz", Hazard: HazardHostSet},
+				Original: "HTTP example.com:80/healthz", Hazard: v1alpha1.StatusReasonHostSet},
 			wantMsg: []string{`"example.com"`, "example.com:15020/app-health/web/readyz"},
 		},
 		{
@@ -76,7 +77,7 @@ func TestAnalyzeHazards(t *testing.T) {
 			}},
 			statusPort: 15020,
 			want: Probe{Container: "web", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerHTTP, PortName: "metrics",
-				Original: "HTTP :metrics/live", Hazard: HazardNamedPortNotDeclared},
+				Original: "HTTP :metrics/live", Hazard: v1alpha1.StatusReasonNamedPortNotDeclared},
 			wantMsg: []string{`"metrics"`, `only container "exporter"`, "400"},
 		},
 		{
@@ -86,7 +87,7 @@ func TestAnalyzeHazards(t *testing.T) {
 			}},
 			statusPort: 15020,
 			want: Probe{Container: "db", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerTCP, PortName: "sql",
-				Original: "TCP :sql", Hazard: HazardNamedPortNotDeclared},
+				Original: "TCP :sql", Hazard: v1alpha1.StatusReasonNamedPortNotDeclared},
 			wantMsg: []string{`"sql"`, mesh.KubeAppProbersEnv},
 		},
 		{
@@ -96,7 +97,7 @@ func TestAnalyzeHazards(t *testing.T) {
 			}},
 			statusPort: 0,
 			want: Probe{Container: "web", Kind: v1alpha1.ProbeStartup, Handler: v1alpha1.HandlerHTTP, Port: 80,
-				Original: "HTTP :80/", Hazard: HazardStatusPortDisabled},
+				Original: "HTTP :80/", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
 			wantMsg: []string{mesh.StatusPortAnnotation, "startup"},
 		},
 		{
@@ -106,16 +107,16 @@ func TestAnalyzeHazards(t *testing.T) {
 			}},
 			statusPort: 0,
 			want: Probe{Container: "db", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerTCP, Port: 2940,
-				Original: "TCP :2940", Hazard: HazardStatusPortDisabled},
+				Original: "TCP :2940", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
 		},
 		{
 			name: "status port 0 on GRPC",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "api", ReadinessProbe: grpcProbe(9090, ptr("foo"))},
+				{Name: "api", ReadinessProbe: grpcProbe(ptr("foo"))},
 			}},
 			statusPort: 0,
 			want: Probe{Container: "api", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerGRPC, Port: 9090,
-				Original: "GRPC :9090 service=foo", Hazard: HazardStatusPortDisabled},
+				Original: "GRPC :9090 service=foo", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
 		},
 		{
 			name: "status port 0 outranks host set",
@@ -124,7 +125,7 @@ func TestAnalyzeHazards(t *testing.T) {
 			}}}}},
 			statusPort: 0,
 			want: Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "10.0.0.1",
-				Original: "HTTP 10.0.0.1:80/", Hazard: HazardStatusPortDisabled},
+				Original: "HTTP 10.0.0.1:80/", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
 		},
 		{
 			name: "exec probe is listed without hazard even with status port 0",
@@ -161,7 +162,7 @@ func TestAnalyzeNamedPortDeclaredNowhereHasNoOwnerHint(t *testing.T) {
 	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "web", ReadinessProbe: httpProbe(intstr.FromString("http"), "/")}}}
 	got := Analyze(&spec, mesh.DefaultStatusPort)
 	g.Expect(got).To(HaveLen(1))
-	g.Expect(got[0].Hazard).To(Equal(HazardNamedPortNotDeclared))
+	g.Expect(got[0].Hazard).To(Equal(v1alpha1.StatusReasonNamedPortNotDeclared))
 	g.Expect(got[0].HazardMessage).NotTo(ContainSubstring("only container"))
 }
 
@@ -176,7 +177,7 @@ func TestAnalyzeOrderingInitContainersAndProxy(t *testing.T) {
 		Containers: []corev1.Container{
 			{
 				Name:           "a",
-				StartupProbe:   grpcProbe(9090, nil),
+				StartupProbe:   grpcProbe(nil),
 				LivenessProbe:  tcpProbe(intstr.FromInt32(81)),
 				ReadinessProbe: httpProbe(intstr.FromInt32(80), "ready"),
 			},
@@ -231,9 +232,9 @@ func TestOriginalFormats(t *testing.T) {
 		{name: "TCP with host", probe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{
 			Host: "db", Port: intstr.FromInt32(5432),
 		}}}, want: "TCP db:5432"},
-		{name: "GRPC nil service", probe: grpcProbe(9090, nil), want: "GRPC :9090"},
-		{name: "GRPC empty service", probe: grpcProbe(9090, ptr("")), want: "GRPC :9090"},
-		{name: "GRPC service", probe: grpcProbe(9090, ptr("foo")), want: "GRPC :9090 service=foo"},
+		{name: "GRPC nil service", probe: grpcProbe(nil), want: "GRPC :9090"},
+		{name: "GRPC empty service", probe: grpcProbe(ptr("")), want: "GRPC :9090"},
+		{name: "GRPC service", probe: grpcProbe(ptr("foo")), want: "GRPC :9090 service=foo"},
 		{name: "exec", probe: execProbe("cat", "/tmp/healthy"), want: "exec cat /tmp/healthy"},
 		{name: "exec without command", probe: execProbe(), want: "exec"},
 	}

@@ -153,7 +153,7 @@ func TestVerifyAgainstIstioGoldenFiles(t *testing.T) {
 				for _, p := range nonExec {
 					v, ok := ver.Probes[p.Key()]
 					g.Expect(ok).To(BeTrue(), "no verification for %v", p.Key())
-					g.Expect(v).To(Equal(ProbeVerification{Target: p.Original, Reason: ReasonProbeNotRewritten}), "%v", p.Key())
+					g.Expect(v).To(Equal(ProbeVerification{Target: p.Original, Reason: v1alpha1.StatusReasonProbeNotRewritten}), "%v", p.Key())
 				}
 				return
 			}

@@ -14,22 +14,6 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
-// Reasons why a live probe is not rewritten.
-const (
-	// ReasonNoSidecar: the pod has no istio-proxy container.
-	ReasonNoSidecar = "NoSidecar"
-	// ReasonProbeNotRewritten: the kubelet probe is not a plain-HTTP httpGet
-	// on the status port at the probe's /app-health/... path.
-	ReasonProbeNotRewritten = "ProbeNotRewritten"
-	// ReasonMissingKubeAppProbersEntry: the kubelet probe points at the agent
-	// but ISTIO_KUBE_APP_PROBERS has no entry for its path, so the agent
-	// answers 400.
-	ReasonMissingKubeAppProbersEntry = "MissingKubeAppProbersEntry"
-	// ReasonInvalidKubeAppProbers: ISTIO_KUBE_APP_PROBERS is not a document
-	// the agent accepts; the agent's status server then fails to start.
-	ReasonInvalidKubeAppProbers = "InvalidKubeAppProbers"
-)
-
 // AppProber is one entry of ISTIO_KUBE_APP_PROBERS, the shape of the
 // pilot-agent's status.Prober.
 type AppProber struct {
@@ -52,9 +36,10 @@ type ProbeVerification struct {
 	// (format of Probe.Original; Istio has already resolved a named port
 	// there), "" if there is no valid entry.
 	Original string
-	// Reason is set when Rewritten is false: NoSidecar, ProbeNotRewritten,
-	// MissingKubeAppProbersEntry or InvalidKubeAppProbers.
-	Reason string
+	// Reason is set when Rewritten is false: StatusReasonNoSidecar,
+	// StatusReasonProbeNotRewritten, StatusReasonMissingKubeAppProbersEntry or
+	// StatusReasonInvalidKubeAppProbers.
+	Reason v1alpha1.StatusReason
 }
 
 // PodVerification is the result of VerifyPod.
@@ -98,13 +83,13 @@ func VerifyPod(spec *corev1.PodSpec, statusPort int32) PodVerification {
 			}
 			switch {
 			case proxy == nil:
-				v.Reason = ReasonNoSidecar
+				v.Reason = v1alpha1.StatusReasonNoSidecar
 			case !pointsAtAgent(pr, path, statusPort):
-				v.Reason = ReasonProbeNotRewritten
+				v.Reason = v1alpha1.StatusReasonProbeNotRewritten
 			case perr != nil:
-				v.Reason = ReasonInvalidKubeAppProbers
+				v.Reason = v1alpha1.StatusReasonInvalidKubeAppProbers
 			case !found:
-				v.Reason = ReasonMissingKubeAppProbersEntry
+				v.Reason = v1alpha1.StatusReasonMissingKubeAppProbersEntry
 			default:
 				v.Rewritten = true
 			}

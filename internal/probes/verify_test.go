@@ -21,8 +21,9 @@ func proxy(env string) corev1.Container {
 	return c
 }
 
-func agentProbe(port int32, path string) *corev1.Probe {
-	return httpProbe(intstr.FromInt32(port), path)
+// agentProbe is a rewritten probe: an httpGet on the default status port 15020.
+func agentProbe(path string) *corev1.Probe {
+	return httpProbe(intstr.FromInt32(15020), path)
 }
 
 var readyKey = Key{Container: "web", Kind: v1alpha1.ProbeReadiness}
@@ -42,12 +43,12 @@ func TestVerifyPod(t *testing.T) {
 				{Name: "web", ReadinessProbe: httpProbe(intstr.FromInt32(8080), "/ready"), LivenessProbe: execProbe("true")},
 			}},
 			statusPort: 15020,
-			want:       ProbeVerification{Target: "HTTP :8080/ready", Reason: ReasonNoSidecar},
+			want:       ProbeVerification{Target: "HTTP :8080/ready", Reason: v1alpha1.StatusReasonNoSidecar},
 		},
 		{
 			name: "rewritten with proxy in containers",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz"), LivenessProbe: execProbe("true")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz"), LivenessProbe: execProbe("true")},
 				proxy(okEnv),
 			}},
 			statusPort:  15020,
@@ -58,7 +59,7 @@ func TestVerifyPod(t *testing.T) {
 			name: "rewritten with native sidecar proxy",
 			spec: corev1.PodSpec{
 				InitContainers: []corev1.Container{proxy(okEnv)},
-				Containers:     []corev1.Container{{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")}},
+				Containers:     []corev1.Container{{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")}},
 			},
 			statusPort:  15020,
 			wantSidecar: true,
@@ -67,42 +68,42 @@ func TestVerifyPod(t *testing.T) {
 		{
 			name: "corrupted env JSON",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")},
 				proxy(`{"/app-health/web/readyz":{"httpGet":`),
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: ReasonInvalidKubeAppProbers},
+			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonInvalidKubeAppProbers},
 		},
 		{
 			name: "entry the agent rejects invalidates the document",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")},
 				proxy(`{"/app-health/web/readyz":{"httpGet":{"port":8080}},"/app-health/other/livez":{"httpGet":{"port":"http"}}}`),
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: ReasonInvalidKubeAppProbers},
+			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonInvalidKubeAppProbers},
 		},
 		{
 			name: "entry missing",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")},
 				proxy(`{"/app-health/web/livez":{"httpGet":{"port":8080}}}`),
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: ReasonMissingKubeAppProbersEntry},
+			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonMissingKubeAppProbersEntry},
 		},
 		{
 			name: "env absent",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")},
 				proxy(""),
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: ReasonMissingKubeAppProbersEntry},
+			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonMissingKubeAppProbersEntry},
 		},
 		{
 			name: "probe left alone",
@@ -112,27 +113,27 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :8080/ready", Reason: ReasonProbeNotRewritten},
+			want:        ProbeVerification{Target: "HTTP :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "probe targets another status port",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")},
 				proxy(okEnv),
 			}},
 			statusPort:  123,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: ReasonProbeNotRewritten},
+			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "probe at another container's path",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/api/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/api/readyz")},
 				proxy(okEnv),
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/api/readyz", Original: "HTTPS :8080/ready", Reason: ReasonProbeNotRewritten},
+			want:        ProbeVerification{Target: "HTTP :15020/app-health/api/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "HTTPS towards the agent is not Istio's rewrite",
@@ -144,12 +145,12 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTPS :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: ReasonProbeNotRewritten},
+			want:        ProbeVerification{Target: "HTTPS :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "GRPC original",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")},
 				proxy(`{"/app-health/web/readyz":{"grpc":{"port":9090,"service":"foo"},"timeoutSeconds":10}}`),
 			}},
 			statusPort:  15020,
@@ -159,7 +160,7 @@ func TestVerifyPod(t *testing.T) {
 		{
 			name: "TCP original",
 			spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "web", ReadinessProbe: agentProbe(15020, "/app-health/web/readyz")},
+				{Name: "web", ReadinessProbe: agentProbe("/app-health/web/readyz")},
 				proxy(`{"/app-health/web/readyz":{"tcpSocket":{"port":2940}}}`),
 			}},
 			statusPort:  15020,

@@ -20,16 +20,8 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-)
 
-// Reasons a rollout is blocked until a person acts.
-const (
-	// BlockedDeploymentPaused: the Deployment has spec.paused set, so its controller does not roll
-	// out template changes until it is resumed.
-	BlockedDeploymentPaused = "DeploymentPaused"
-	// BlockedOnDeleteStrategy: the StatefulSet or DaemonSet uses updateStrategy.type OnDelete, so
-	// pods pick up the new template only when someone deletes them.
-	BlockedOnDeleteStrategy = "OnDeleteStrategy"
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 )
 
 // progressDeadlineExceeded is the Progressing condition reason the Deployment controller sets when
@@ -43,9 +35,9 @@ type Progress struct {
 	Complete bool
 	// Failed is true when the Deployment's Progressing condition has reason ProgressDeadlineExceeded.
 	Failed bool
-	// Blocked is "" or a CamelCase reason the rollout cannot proceed without a person:
-	// BlockedDeploymentPaused or BlockedOnDeleteStrategy.
-	Blocked string
+	// Blocked is "" or why the rollout cannot proceed without a person:
+	// StatusReasonDeploymentPaused or StatusReasonOnDeleteStrategy.
+	Blocked v1alpha1.StatusReason
 	// Message is kubectl-like text describing the state.
 	Message string
 }
@@ -61,7 +53,7 @@ func DeploymentProgress(d *appsv1.Deployment, minGeneration int64) Progress {
 	}
 	p := deploymentStatus(d, minGeneration)
 	if d.Spec.Paused && !p.Complete && !p.Failed {
-		p.Blocked = BlockedDeploymentPaused
+		p.Blocked = v1alpha1.StatusReasonDeploymentPaused
 		p.Message = fmt.Sprintf("deployment %q is paused: resume it to continue the rollout", d.Name)
 	}
 	return p
@@ -113,7 +105,7 @@ func StatefulSetProgress(s *appsv1.StatefulSet, minGeneration int64) Progress {
 			return Progress{Complete: true, Message: fmt.Sprintf("statefulset rolling update complete %d pods at revision %s",
 				st.CurrentReplicas, st.CurrentRevision)}
 		}
-		return Progress{Blocked: BlockedOnDeleteStrategy, Message: fmt.Sprintf(
+		return Progress{Blocked: v1alpha1.StatusReasonOnDeleteStrategy, Message: fmt.Sprintf(
 			"statefulset %q uses the OnDelete update strategy: its pods must be deleted to roll out the new template (%d of %d pods updated)",
 			s.Name, st.UpdatedReplicas, replicas)}
 	}
@@ -150,7 +142,7 @@ func DaemonSetProgress(d *appsv1.DaemonSet, minGeneration int64) Progress {
 	p := daemonSetStatus(d, minGeneration)
 	if d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType && !p.Complete {
 		st := d.Status
-		p.Blocked = BlockedOnDeleteStrategy
+		p.Blocked = v1alpha1.StatusReasonOnDeleteStrategy
 		p.Message = fmt.Sprintf(
 			"daemon set %q uses the OnDelete update strategy: its pods must be deleted to roll out the new template (%d of %d pods updated)",
 			d.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled)

@@ -23,6 +23,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 )
 
 func deployment(mutate ...func(*appsv1.Deployment)) *appsv1.Deployment {
@@ -171,7 +173,7 @@ func TestDeploymentProgress(t *testing.T) {
 				d.Spec.Paused = true
 				d.Status.UpdatedReplicas = 0
 			}),
-			want: Progress{Blocked: BlockedDeploymentPaused, Message: `deployment "web" is paused: resume it to continue the rollout`},
+			want: Progress{Blocked: v1alpha1.StatusReasonDeploymentPaused, Message: `deployment "web" is paused: resume it to continue the rollout`},
 		},
 		{
 			name: "paused with an unobserved generation is blocked",
@@ -179,7 +181,7 @@ func TestDeploymentProgress(t *testing.T) {
 				d.Spec.Paused = true
 				d.Generation = 3
 			}),
-			want: Progress{Blocked: BlockedDeploymentPaused, Message: `deployment "web" is paused: resume it to continue the rollout`},
+			want: Progress{Blocked: v1alpha1.StatusReasonDeploymentPaused, Message: `deployment "web" is paused: resume it to continue the rollout`},
 		},
 		{
 			name: "paused but already complete is complete",
@@ -364,18 +366,18 @@ func TestStatefulSetProgress(t *testing.T) {
 		{
 			name: "OnDelete with revisions differing is blocked",
 			s:    statefulSet(stsOnDelete, stsRevisionPending),
-			want: Progress{Blocked: BlockedOnDeleteStrategy, Message: onDeleteBlocked + " (1 of 3 pods updated)"},
+			want: Progress{Blocked: v1alpha1.StatusReasonOnDeleteStrategy, Message: onDeleteBlocked + " (1 of 3 pods updated)"},
 		},
 		{
 			name: "OnDelete with too few ready replicas is blocked",
 			s:    statefulSet(stsOnDelete, func(s *appsv1.StatefulSet) { s.Status.ReadyReplicas = 2 }),
-			want: Progress{Blocked: BlockedOnDeleteStrategy, Message: onDeleteBlocked + " (3 of 3 pods updated)"},
+			want: Progress{Blocked: v1alpha1.StatusReasonOnDeleteStrategy, Message: onDeleteBlocked + " (3 of 3 pods updated)"},
 		},
 		{
 			name:          "OnDelete with an unobserved generation is blocked even when revisions look equal",
 			s:             statefulSet(stsOnDelete),
 			minGeneration: 3,
-			want:          Progress{Blocked: BlockedOnDeleteStrategy, Message: onDeleteBlocked + " (3 of 3 pods updated)"},
+			want:          Progress{Blocked: v1alpha1.StatusReasonOnDeleteStrategy, Message: onDeleteBlocked + " (3 of 3 pods updated)"},
 		},
 	}
 	for _, tt := range tests {
@@ -468,13 +470,13 @@ func TestDaemonSetProgress(t *testing.T) {
 		{
 			name: "OnDelete with pods not updated is blocked",
 			d:    daemonSet(dsOnDelete, func(d *appsv1.DaemonSet) { d.Status.UpdatedNumberScheduled = 1 }),
-			want: Progress{Blocked: BlockedOnDeleteStrategy, Message: onDeleteBlocked + " (1 of 4 pods updated)"},
+			want: Progress{Blocked: v1alpha1.StatusReasonOnDeleteStrategy, Message: onDeleteBlocked + " (1 of 4 pods updated)"},
 		},
 		{
 			name:          "OnDelete with an unobserved generation is blocked",
 			d:             daemonSet(dsOnDelete),
 			minGeneration: 3,
-			want:          Progress{Blocked: BlockedOnDeleteStrategy, Message: onDeleteBlocked + " (4 of 4 pods updated)"},
+			want:          Progress{Blocked: v1alpha1.StatusReasonOnDeleteStrategy, Message: onDeleteBlocked + " (4 of 4 pods updated)"},
 		},
 	}
 	for _, tt := range tests {

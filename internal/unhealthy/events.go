@@ -31,8 +31,8 @@ import (
 // (ContainerUnhealthy in kubernetes pkg/kubelet/events).
 const Reason = "Unhealthy"
 
-// MaxMessageBytes is the longest Record.Message, matching the API's lastMessage limit.
-const MaxMessageBytes = 1024
+// MaxMessageBytes is the longest Record.Message: the API's limit on status.unhealthyPods[].lastMessage.
+const MaxMessageBytes = v1alpha1.MaxMessageLength
 
 // clockSkew is how far in the future an event may be last seen and still count, to tolerate
 // clocks that differ between the kubelet, the API server and the operator.

@@ -30,12 +30,10 @@ const (
 	interval = 250 * time.Millisecond
 )
 
-// newNamespace creates a namespace for one scenario; injection is on unless labels say otherwise.
-func newNamespace(t *testing.T, prefix string, labels map[string]string) string {
+// newNamespace creates a namespace for one scenario, with sidecar injection on.
+func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()
-	if labels == nil {
-		labels = map[string]string{"istio-injection": "enabled"}
-	}
+	labels := map[string]string{"istio-injection": "enabled"}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: labels}}
 	NewWithT(t).Expect(k8s.Create(context.Background(), ns)).To(Succeed())
 	return ns.Name
@@ -61,9 +59,10 @@ func nginxContainer() corev1.Container {
 	}
 }
 
-func tcpContainer(name, image string, port int) corev1.Container {
+// tcpContainer is a container named "app" with a TCP readiness probe on port.
+func tcpContainer(image string, port int) corev1.Container {
 	return corev1.Container{
-		Name: name, Image: image,
+		Name: "app", Image: image,
 		ReadinessProbe: &corev1.Probe{PeriodSeconds: 5, ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(port)}}},
 	}
 }
@@ -113,9 +112,9 @@ func eventually(t *testing.T, p *v1alpha1.ProbeRedirectPolicy, check func(g Gome
 	return got
 }
 
-func conditionIs(kind string, status metav1.ConditionStatus) func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
+func conditionIs(kind v1alpha1.ConditionType, status metav1.ConditionStatus) func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
 	return func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
-		c := meta.FindStatusCondition(p.Status.Conditions, kind)
+		c := meta.FindStatusCondition(p.Status.Conditions, string(kind))
 		g.Expect(c).NotTo(BeNil(), "%s missing", kind)
 		g.Expect(c.Status).To(Equal(status), "%s: %s %s", kind, c.Reason, c.Message)
 		g.Expect(c.ObservedGeneration).To(Equal(p.Generation))

@@ -30,7 +30,7 @@ func TestScenario1HTTPProbeUnderStrictMTLS(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t, "s1-strict-http", nil)
+	ns := newNamespace(t, "s1-strict-http")
 	peerAuthentication(t, ns, strict)
 	d := deployment(ns, "nginx", 2, nginxContainer(), nil)
 	create(t, d)
@@ -95,8 +95,8 @@ func TestScenario2TCPProbeOnUnusedPortTellsTheTruth(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t, "s2-tcp-unused", nil)
-	d := deployment(ns, "tcp-app", 1, tcpContainer("app", "registry.example/app:1", 2940), nil)
+	ns := newNamespace(t, "s2-tcp-unused")
+	d := deployment(ns, "tcp-app", 1, tcpContainer("registry.example/app:1", 2940), nil)
 	create(t, d)
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(d), d)).To(Succeed())
@@ -118,7 +118,7 @@ func TestScenario2TCPProbeOnUnusedPortTellsTheTruth(t *testing.T) {
 func TestScenario3ExecProbeIsNotRedirected(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	ns := newNamespace(t, "s3-exec", nil)
+	ns := newNamespace(t, "s3-exec")
 	peerAuthentication(t, ns, strict)
 	c := corev1.Container{Name: "liveness", Image: "registry.k8s.io/busybox", Args: []string{"/bin/sh", "-c", "touch /tmp/healthy; sleep 3600"},
 		LivenessProbe: &corev1.Probe{InitialDelaySeconds: 5, PeriodSeconds: 5,
@@ -130,7 +130,7 @@ func TestScenario3ExecProbeIsNotRedirected(t *testing.T) {
 	got := eventually(t, p, conditionIs(v1alpha1.ConditionReady, metav1.ConditionTrue))
 	w := workloadStatus(got, v1alpha1.KindDeployment, "liveness")
 	g.Expect(w.State).To(Equal(v1alpha1.WorkloadNotNeeded))
-	g.Expect(w.Probes).To(ConsistOf(And(HaveField("Handler", v1alpha1.HandlerExec), HaveField("State", v1alpha1.ProbeNotNeeded), HaveField("Reason", "ExecProbe"))))
+	g.Expect(w.Probes).To(ConsistOf(And(HaveField("Handler", v1alpha1.HandlerExec), HaveField("State", v1alpha1.ProbeNotNeeded), HaveField("Reason", v1alpha1.StatusReasonExecProbe))))
 	g.Consistently(func(g Gomega) {
 		_, present := templateRewrite(g, d)
 		g.Expect(present).To(BeFalse())
@@ -142,7 +142,7 @@ func TestScenario4PeerAuthenticationSwitchedToStrict(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t, "s4-switch", nil)
+	ns := newNamespace(t, "s4-switch")
 	pa := peerAuthentication(t, ns, securityapi.PeerAuthentication_MutualTLS_PERMISSIVE)
 	d := deployment(ns, "nginx", 1, nginxContainer(), nil)
 	create(t, d)
@@ -175,7 +175,7 @@ func TestScenario5OneRolloutAtATime(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns := newNamespace(t, "s5-one-at-a-time", nil)
+	ns := newNamespace(t, "s5-one-at-a-time")
 
 	watcher, err := k8s.Watch(ctx, &appsv1.ReplicaSetList{}, client.InNamespace(ns))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -213,7 +213,7 @@ func TestScenario5OneRolloutAtATime(t *testing.T) {
 		}
 	}()
 
-	tcp := tcpContainer("app", "registry.example/app:1", 8080)
+	tcp := tcpContainer("registry.example/app:1", 8080)
 	tcp.Ports = []corev1.ContainerPort{{Name: "tcp", ContainerPort: 8080}}
 	var deployments []*appsv1.Deployment
 	for i := range 5 {
@@ -261,10 +261,10 @@ func TestScenario5OneRolloutAtATime(t *testing.T) {
 func TestScenario6UserFalseAndOutOfMeshAreLeftAlone(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	ns := newNamespace(t, "s6-user-false", nil)
+	ns := newNamespace(t, "s6-user-false")
 	peerAuthentication(t, ns, strict)
 	optedOut := deployment(ns, "opted-out", 1, nginxContainer(), map[string]string{mesh.RewriteAnnotation: "false"})
-	outside := deployment(ns, "outside", 1, tcpContainer("app", "registry.example/app:1", 8080), nil)
+	outside := deployment(ns, "outside", 1, tcpContainer("registry.example/app:1", 8080), nil)
 	outside.Spec.Template.Labels["sidecar.istio.io/inject"] = "false"
 	create(t, optedOut, outside)
 	p := policy(ns, "all", map[string]string{}, func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Rollout.MaxConcurrent = 2 })
@@ -274,7 +274,7 @@ func TestScenario6UserFalseAndOutOfMeshAreLeftAlone(t *testing.T) {
 		g.Expect(workloadStatus(p, v1alpha1.KindDeployment, "opted-out").State).To(Equal(v1alpha1.WorkloadOptedOut))
 		g.Expect(workloadStatus(p, v1alpha1.KindDeployment, "outside").State).To(Equal(v1alpha1.WorkloadNotInMesh))
 	})
-	g.Expect(workloadStatus(got, v1alpha1.KindDeployment, "outside").Reason).To(Equal("PodInjectionDisabled"))
+	g.Expect(workloadStatus(got, v1alpha1.KindDeployment, "outside").Reason).To(Equal(v1alpha1.StatusReasonPodInjectionDisabled))
 	g.Consistently(func(g Gomega) {
 		value, _ := templateRewrite(g, optedOut)
 		g.Expect(value).To(Equal("false"))
@@ -294,9 +294,9 @@ func TestScenario6UserFalseAndOutOfMeshAreLeftAlone(t *testing.T) {
 func TestScenario7RolloutDeadlineStallsThePolicy(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	ns := newNamespace(t, "s7-deadline", nil)
-	stuck := deployment(ns, "a-stuck", 1, tcpContainer("app", "registry.example/never-ready:1", 8080), nil)
-	later := deployment(ns, "b-later", 1, tcpContainer("app", "registry.example/app:1", 8080), nil)
+	ns := newNamespace(t, "s7-deadline")
+	stuck := deployment(ns, "a-stuck", 1, tcpContainer("registry.example/never-ready:1", 8080), nil)
+	later := deployment(ns, "b-later", 1, tcpContainer("registry.example/app:1", 8080), nil)
 	create(t, stuck, later)
 	p := policy(ns, "all", map[string]string{}, func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Rollout.ProgressDeadlineSeconds = 20 })
 	create(t, p)
@@ -307,7 +307,7 @@ func TestScenario7RolloutDeadlineStallsThePolicy(t *testing.T) {
 	})
 	later2 := workloadStatus(got, v1alpha1.KindDeployment, "b-later")
 	g.Expect(later2.State).To(Equal(v1alpha1.WorkloadQueued))
-	g.Expect(later2.Reason).To(Equal("PausedAfterFailure"))
+	g.Expect(later2.Reason).To(Equal(v1alpha1.StatusReasonPausedAfterFailure))
 	g.Consistently(func(g Gomega) {
 		_, present := templateRewrite(g, later)
 		g.Expect(present).To(BeFalse())
@@ -318,7 +318,7 @@ func TestScenario7RolloutDeadlineStallsThePolicy(t *testing.T) {
 func TestScenario8KubectlWaitAndGet(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	ns := newNamespace(t, "s8-kubectl", nil)
+	ns := newNamespace(t, "s8-kubectl")
 	peerAuthentication(t, ns, strict)
 	create(t, deployment(ns, "nginx", 1, nginxContainer(), nil), policy(ns, "nginx", labelsFor("nginx")))
 	out, err := kubectl(t, "wait", "--for=condition=Ready", "proberedirectpolicy/nginx", "-n", ns, "--timeout=180s")

@@ -156,7 +156,7 @@ func TestBundlePermissionsAreEnoughForAFullReconcile(t *testing.T) {
 	policy := &v1alpha1.ProbeRedirectPolicy{}
 	g.Eventually(func(g Gomega) {
 		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "nginx"}, policy)).To(Succeed())
-		ready := meta.FindStatusCondition(policy.Status.Conditions, v1alpha1.ConditionReady)
+		ready := meta.FindStatusCondition(policy.Status.Conditions, string(v1alpha1.ConditionReady))
 		g.Expect(ready).NotTo(BeNil())
 		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "%s: %s", ready.Reason, ready.Message)
 		g.Expect(policy.Status.Summary.RewrittenProbes).To(Equal(int32(1)))
@@ -167,7 +167,7 @@ func TestBundlePermissionsAreEnoughForAFullReconcile(t *testing.T) {
 	g.Expect(leases.Items).NotTo(BeEmpty(), "leader election used the Role from the CSV's permissions")
 	events, err := clientset.EventsV1().Events("shop").List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(events.Items).To(ContainElement(HaveField("Reason", v1alpha1.EventRolloutComplete)))
+	g.Expect(events.Items).To(ContainElement(HaveField("Reason", string(v1alpha1.EventRolloutComplete))))
 
 	log, err := os.ReadFile(logPath)
 	g.Expect(err).NotTo(HaveOccurred())

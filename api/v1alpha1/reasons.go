@@ -1,0 +1,160 @@
+/*
+Copyright 2026 The probe-redirect-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// StatusReason says, in one CamelCase word, why a workload (status.workloads[].reason) or a probe
+// (status.workloads[].probes[].reason) is in its state. Many reasons apply to both: a workload
+// outside the mesh gives each of its probes the same reason.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=64
+type StatusReason string
+
+// Why a workload is, or is not, in the mesh. They follow the default MutatingWebhookConfiguration
+// of Istio's istio-discovery chart and injectRequired in istio/istio pkg/kube/inject/inject.go.
+const (
+	// StatusReasonSystemNamespace: Istio never injects kube-system, kube-public, kube-node-lease or
+	// local-path-storage (inject.go IgnoredNamespaces).
+	StatusReasonSystemNamespace StatusReason = "SystemNamespace"
+	// StatusReasonNamespaceInjectionDisabled: the namespace's istio-injection label is not "enabled".
+	StatusReasonNamespaceInjectionDisabled StatusReason = "NamespaceInjectionDisabled"
+	// StatusReasonPodInjectionDisabled: the pod template's sidecar.istio.io/inject says no.
+	StatusReasonPodInjectionDisabled StatusReason = "PodInjectionDisabled"
+	// StatusReasonNamespaceInjectionEnabled: the namespace has istio-injection=enabled.
+	StatusReasonNamespaceInjectionEnabled StatusReason = "NamespaceInjectionEnabled"
+	// StatusReasonNamespaceRevision: the namespace has an istio.io/rev label.
+	StatusReasonNamespaceRevision StatusReason = "NamespaceRevision"
+	// StatusReasonPodInjectionEnabled: the pod template has the label sidecar.istio.io/inject=true.
+	StatusReasonPodInjectionEnabled StatusReason = "PodInjectionEnabled"
+	// StatusReasonPodRevision: the pod template has an istio.io/rev label.
+	StatusReasonPodRevision StatusReason = "PodRevision"
+	// StatusReasonNoInjectionLabel: neither the namespace nor the pod template asks for a sidecar.
+	StatusReasonNoInjectionLabel StatusReason = "NoInjectionLabel"
+	// StatusReasonHostNetwork: Istio never injects a pod with spec.hostNetwork true.
+	StatusReasonHostNetwork StatusReason = "HostNetwork"
+)
+
+// Why the operator leaves a workload's template alone.
+const (
+	// StatusReasonConflict: an older policy in the namespace selects the workload and manages it.
+	StatusReasonConflict StatusReason = "Conflict"
+	// StatusReasonRewriteDisabledByUser: sidecar.istio.io/rewriteAppHTTPProbers is false on the
+	// template; the operator respects it.
+	StatusReasonRewriteDisabledByUser StatusReason = "RewriteDisabledByUser"
+	// StatusReasonInvalidRewriteAnnotation: sidecar.istio.io/rewriteAppHTTPProbers is not a boolean;
+	// Istio ignores it and the operator does not overwrite what a person wrote.
+	StatusReasonInvalidRewriteAnnotation StatusReason = "InvalidRewriteAnnotation"
+	// StatusReasonInvalidStatusPort: status.sidecar.istio.io/port is not a port number.
+	StatusReasonInvalidStatusPort StatusReason = "InvalidStatusPort"
+	// StatusReasonNoProbeNeedsRedirect: no probe of the workload needs redirecting.
+	StatusReasonNoProbeNeedsRedirect StatusReason = "NoProbeNeedsRedirect"
+)
+
+// Hazards: why redirecting a probe through the sidecar would break it. The workload takes the
+// reason of its first hazardous probe.
+const (
+	// StatusReasonHostSet: httpGet.host is set. Istio keeps it on the rewritten probe, so the
+	// kubelet would call <host>:<status port>/app-health/... instead of the pod's sidecar
+	// (istio/istio#31087, #46215).
+	StatusReasonHostSet StatusReason = "HostSet"
+	// StatusReasonNamedPortNotDeclared: the probe names a port that its own container does not
+	// declare. Istio leaves the probe out of ISTIO_KUBE_APP_PROBERS but still rewrites it, so the
+	// agent answers 400.
+	StatusReasonNamedPortNotDeclared StatusReason = "NamedPortNotDeclared"
+	// StatusReasonStatusPortDisabled: status.sidecar.istio.io/port is "0", so no status server runs
+	// and nothing answers the rewritten probe.
+	StatusReasonStatusPortDisabled StatusReason = "StatusPortDisabled"
+	// StatusReasonWorkloadUnsupported (probe): the probe could be redirected, but another probe of
+	// the same workload cannot, so the workload is left untouched.
+	StatusReasonWorkloadUnsupported StatusReason = "WorkloadUnsupported"
+)
+
+// Where the redirection of a workload stands.
+const (
+	// StatusReasonQueued: the workload needs the annotation and is annotated next.
+	StatusReasonQueued StatusReason = "Queued"
+	// StatusReasonWaitingForRolloutSlot: the workload waits until fewer than
+	// spec.rollout.maxConcurrent rollouts are in progress.
+	StatusReasonWaitingForRolloutSlot StatusReason = "WaitingForRolloutSlot"
+	// StatusReasonPausedAfterFailure: a rollout failed and spec.rollout.pauseOnFailure is true.
+	StatusReasonPausedAfterFailure StatusReason = "PausedAfterFailure"
+	// StatusReasonSuspended: the workload needs the annotation, but spec.suspend is true.
+	StatusReasonSuspended StatusReason = "Suspended"
+	// StatusReasonAnnotateFailed: the API server refused the annotation; the operator retries.
+	StatusReasonAnnotateFailed StatusReason = "AnnotateFailed"
+	// StatusReasonRolloutStarted: the operator annotated the template; no new pod shows it yet.
+	StatusReasonRolloutStarted StatusReason = "RolloutStarted"
+	// StatusReasonRolloutInProgress: the workload's rollout is under way.
+	StatusReasonRolloutInProgress StatusReason = "RolloutInProgress"
+	// StatusReasonProgressDeadlineExceeded: the rollout did not finish within
+	// spec.rollout.progressDeadlineSeconds (or the Deployment's own progressDeadlineSeconds).
+	StatusReasonProgressDeadlineExceeded StatusReason = "ProgressDeadlineExceeded"
+	// StatusReasonDeploymentPaused: the Deployment has spec.paused, so its controller does not roll
+	// out template changes until it is resumed.
+	StatusReasonDeploymentPaused StatusReason = "DeploymentPaused"
+	// StatusReasonOnDeleteStrategy: the StatefulSet or DaemonSet uses updateStrategy.type OnDelete,
+	// so pods pick up the new template only when someone deletes them.
+	StatusReasonOnDeleteStrategy StatusReason = "OnDeleteStrategy"
+	// StatusReasonPodsOnOldTemplate: some live pods predate the annotation (a partition, or pods
+	// kept on purpose).
+	StatusReasonPodsOnOldTemplate StatusReason = "PodsOnOldTemplate"
+	// StatusReasonProbesRewritten (workload): every probe that can be is verified as rewritten.
+	StatusReasonProbesRewritten StatusReason = "ProbesRewritten"
+	// StatusReasonNotRewrittenByMesh (workload): pods come from the annotated template, yet the mesh
+	// did not rewrite their probes.
+	StatusReasonNotRewrittenByMesh StatusReason = "NotRewrittenByMesh"
+	// StatusReasonWaitingToRestore: the policy is being deleted; the operator's annotation is
+	// removed next.
+	StatusReasonWaitingToRestore StatusReason = "WaitingToRestore"
+	// StatusReasonRestoring: the operator removed its annotation; the workload rolls back.
+	StatusReasonRestoring StatusReason = "Restoring"
+	// StatusReasonRestoreFailed: the API server refused the removal of the annotation; the operator
+	// retries.
+	StatusReasonRestoreFailed StatusReason = "RestoreFailed"
+)
+
+// Whether one probe needs redirecting, and what the live pods show.
+const (
+	// StatusReasonExecProbe: exec probes run inside the container; the sidecar does not intercept them.
+	StatusReasonExecProbe StatusReason = "ExecProbe"
+	// StatusReasonProbeTypeNotSelected: spec.probeTypes does not include the probe's handler.
+	StatusReasonProbeTypeNotSelected StatusReason = "ProbeTypeNotSelected"
+	// StatusReasonTriggerAlways: spec.trigger is Always.
+	StatusReasonTriggerAlways StatusReason = "TriggerAlways"
+	// StatusReasonTCPPassesFalsely: the sidecar accepts every TCP connection, so a TCP probe passes
+	// even when the app is down.
+	StatusReasonTCPPassesFalsely StatusReason = "TCPPassesFalsely"
+	// StatusReasonStrictMTLS: STRICT mutual TLS on the probed port rejects the kubelet, which has no
+	// mesh certificate.
+	StatusReasonStrictMTLS StatusReason = "StrictMTLS"
+	// StatusReasonPortNotStrict: the probed port is not under STRICT mutual TLS.
+	StatusReasonPortNotStrict StatusReason = "PortNotStrict"
+	// StatusReasonTemplateAnnotated: the template is annotated and there are no pods to verify.
+	StatusReasonTemplateAnnotated StatusReason = "TemplateAnnotated"
+	// StatusReasonVerifiedOnPods: every current pod probes the agent, which holds the original probe.
+	StatusReasonVerifiedOnPods StatusReason = "VerifiedOnPods"
+	// StatusReasonNoSidecar: the live pod has no istio-proxy container.
+	StatusReasonNoSidecar StatusReason = "NoSidecar"
+	// StatusReasonProbeNotRewritten: the live kubelet probe is not a plain-HTTP httpGet on the status
+	// port at the probe's /app-health/... path.
+	StatusReasonProbeNotRewritten StatusReason = "ProbeNotRewritten"
+	// StatusReasonMissingKubeAppProbersEntry: the live probe points at the agent, but
+	// ISTIO_KUBE_APP_PROBERS has no entry for its path, so the agent answers 400.
+	StatusReasonMissingKubeAppProbersEntry StatusReason = "MissingKubeAppProbersEntry"
+	// StatusReasonInvalidKubeAppProbers: ISTIO_KUBE_APP_PROBERS is not a document the agent accepts;
+	// the agent's status server then fails to start.
+	StatusReasonInvalidKubeAppProbers StatusReason = "InvalidKubeAppProbers"
+)

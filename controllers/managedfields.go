@@ -1,0 +1,47 @@
+/*
+Copyright 2026 The probe-redirect-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+)
+
+// rewriteAnnotationPath is the field path of the rewrite annotation on a workload's pod template.
+var rewriteAnnotationPath = fieldpath.MakePathOrDie("spec", "template", "metadata", "annotations", mesh.RewriteAnnotation)
+
+// managesRewriteAnnotation reports whether fieldManager owns the rewrite annotation of a workload's
+// pod template, according to the object's managedFields. The FieldsV1 documents are read with
+// structured-merge-diff's own parser, the one the API server writes them with; an entry that does
+// not parse owns nothing.
+func managesRewriteAnnotation(obj metav1.Object, fieldManager string) bool {
+	for _, entry := range obj.GetManagedFields() {
+		if entry.Manager != fieldManager || entry.FieldsV1 == nil {
+			continue
+		}
+		set := &fieldpath.Set{}
+		if err := set.FromJSON(entry.FieldsV1.GetRawReader()); err != nil {
+			continue
+		}
+		if set.Has(rewriteAnnotationPath) {
+			return true
+		}
+	}
+	return false
+}

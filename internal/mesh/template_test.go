@@ -1,0 +1,51 @@
+package mesh
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+)
+
+func TestReadTemplate(t *testing.T) {
+	enabled := map[string]string{"istio-injection": "enabled"}
+	template := func(hostNetwork bool, labels, annotations map[string]string) *corev1.PodTemplateSpec {
+		return &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+			Spec: corev1.PodSpec{HostNetwork: hostNetwork}}
+	}
+	tests := []struct {
+		name      string
+		ns        map[string]string
+		template  *corev1.PodTemplateSpec
+		injected  bool
+		reason    v1alpha1.StatusReason
+		rewrite   RewriteSetting
+		port      int32
+		portError bool
+	}{
+		{"injected, nothing set", enabled, template(false, nil, nil), true, v1alpha1.StatusReasonNamespaceInjectionEnabled, RewriteUnset, DefaultStatusPort, false},
+		{"host network is never injected", enabled, template(true, nil, nil), false, v1alpha1.StatusReasonHostNetwork, RewriteUnset, DefaultStatusPort, false},
+		{"host network outside the mesh keeps the injection reason", nil, template(true, nil, nil), false, v1alpha1.StatusReasonNoInjectionLabel, RewriteUnset, DefaultStatusPort, false},
+		{"pod opts out", enabled, template(false, map[string]string{"sidecar.istio.io/inject": "false"}, nil), false, v1alpha1.StatusReasonPodInjectionDisabled, RewriteUnset, DefaultStatusPort, false},
+		{"rewrite enabled and own status port", enabled, template(false, nil, map[string]string{RewriteAnnotation: "true", StatusPortAnnotation: "15021"}),
+			true, v1alpha1.StatusReasonNamespaceInjectionEnabled, RewriteEnabled, 15021, false},
+		{"rewrite disabled", enabled, template(false, nil, map[string]string{RewriteAnnotation: "false"}), true, v1alpha1.StatusReasonNamespaceInjectionEnabled, RewriteDisabled, DefaultStatusPort, false},
+		{"rewrite invalid", enabled, template(false, nil, map[string]string{RewriteAnnotation: "yes"}), true, v1alpha1.StatusReasonNamespaceInjectionEnabled, RewriteInvalid, DefaultStatusPort, false},
+		{"status port invalid", enabled, template(false, nil, map[string]string{StatusPortAnnotation: "http"}), true, v1alpha1.StatusReasonNamespaceInjectionEnabled, RewriteUnset, DefaultStatusPort, true},
+		{"status port off", enabled, template(false, nil, map[string]string{StatusPortAnnotation: "0"}), true, v1alpha1.StatusReasonNamespaceInjectionEnabled, RewriteUnset, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got := ReadTemplate(tt.ns, tt.template, DefaultStatusPort)
+			g.Expect(got.Injected).To(Equal(tt.injected))
+			g.Expect(got.InjectionReason).To(Equal(tt.reason))
+			g.Expect(got.Rewrite).To(Equal(tt.rewrite))
+			g.Expect(got.StatusPort).To(Equal(tt.port))
+			g.Expect(got.StatusPortErr != nil).To(Equal(tt.portError))
+		})
+	}
+}

@@ -1,0 +1,233 @@
+package plan
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	"github.com/proberedirect/probe-redirect-operator/internal/probes"
+	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
+)
+
+// judge decides the state of one selected workload and of each of its probes.
+func judge(in Input, w Workload) Verdict {
+	ref := w.Ref()
+	v := Verdict{Ref: ref, Status: v1alpha1.WorkloadStatus{Kind: ref.Kind, Name: ref.Name}}
+	if owner := managingPolicy(in.Policies, in.Policy, w); owner != nil && owner.UID != in.Policy.UID {
+		v.Status.State, v.Status.Reason = v1alpha1.WorkloadConflict, v1alpha1.StatusReasonConflict
+		v.Status.Message = fmt.Sprintf("older policy %q selects this workload and manages it", owner.Name)
+		return v
+	}
+
+	template := w.Template()
+	settings := mesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort)
+	modes := in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
+	analysed := probes.Analyze(&template.Spec, settings.StatusPort)
+	needs := make([]need, len(analysed))
+	anyNeeded := false
+	for i, p := range analysed {
+		needs[i] = needOf(in.Policy.Spec, p, modes)
+		anyNeeded = anyNeeded || needs[i].needed
+	}
+	v.Status.MTLSMode = modes.Mode
+	v.Status.Probes = probeStatuses(analysed, settings.StatusPort, modes, needs)
+	v.Annotated = settings.Rewrite == mesh.RewriteEnabled
+
+	record := findRecord(in.Policy.Status.Rollouts, ref)
+	if record != nil && record.Generation > w.Object.GetGeneration() {
+		return awaitingCache(v, record, analysed)
+	}
+	switch {
+	case !settings.Injected:
+		return leftAlone(v, analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, settings.InjectionReason,
+			"no sidecar is injected, so the kubelet reaches the app directly")
+	case settings.Rewrite == mesh.RewriteDisabled:
+		return leftAlone(v, analysed, v1alpha1.WorkloadOptedOut, v1alpha1.ProbeOptedOut, v1alpha1.StatusReasonRewriteDisabledByUser,
+			fmt.Sprintf("%s is %q on the pod template; the operator leaves it", mesh.RewriteAnnotation, settings.RewriteRaw))
+	case settings.Rewrite == mesh.RewriteInvalid && anyNeeded:
+		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidRewriteAnnotation,
+			fmt.Sprintf("%s is %q, which is not a boolean: Istio ignores it and uses the mesh default; the operator does not overwrite it", mesh.RewriteAnnotation, settings.RewriteRaw))
+	case settings.StatusPortErr != nil:
+		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
+			settings.StatusPortErr.Error())
+	case v.Annotated:
+		return annotated(in, w, v, record, analysed)
+	case !anyNeeded:
+		v.Status.State, v.Status.Reason = v1alpha1.WorkloadNotNeeded, v1alpha1.StatusReasonNoProbeNeedsRedirect
+		v.Status.Message = "no probe needs redirecting"
+		return v
+	default:
+		return unannotated(v, analysed, needs, suspended(in.Policy.Spec))
+	}
+}
+
+// awaitingCache is the verdict on a workload whose cached copy predates the annotation this
+// policy applied: it is rolling.
+func awaitingCache(v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe) Verdict {
+	v.Annotated, v.InFlight, v.Record = true, true, record
+	v.Status.State, v.Status.Reason = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRolloutStarted
+	v.Status.Message = "annotated by the operator; waiting for the workload to show it"
+	setRedirectable(v.Status.Probes, analysed, v1alpha1.ProbePendingRollout, v1alpha1.StatusReasonRolloutStarted, "no pod from the annotated template yet")
+	return v
+}
+
+// leftAlone is the verdict on a workload the operator does not touch for the given reason; every
+// probe the mesh could rewrite takes the same state and reason.
+func leftAlone(v Verdict, analysed []probes.Probe, state v1alpha1.WorkloadState, probeState v1alpha1.ProbeState, reason v1alpha1.StatusReason, message string) Verdict {
+	v.Status.State, v.Status.Reason, v.Status.Message = state, reason, message
+	setRedirectable(v.Status.Probes, analysed, probeState, reason, message)
+	return v
+}
+
+// unannotated is the verdict on a workload in the mesh with probes that need redirecting and no
+// rewrite annotation yet: a hazard leaves it untouched, otherwise it is queued (or suspended).
+func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended bool) Verdict {
+	if i := firstHazard(analysed); i >= 0 {
+		p := analysed[i]
+		v.Status.State, v.Status.Reason = v1alpha1.WorkloadUnsupported, p.Hazard
+		v.Status.Message = fmt.Sprintf("container %q %s probe: %s; the operator does not annotate the workload", p.Container, kindWord(p.Kind), p.HazardMessage)
+		for j, q := range analysed {
+			switch {
+			case q.Hazard != "":
+				setProbe(&v.Status.Probes[j], v1alpha1.ProbeUnsupported, q.Hazard, q.HazardMessage)
+			case needs[j].needed:
+				setProbe(&v.Status.Probes[j], v1alpha1.ProbePendingRollout, v1alpha1.StatusReasonWorkloadUnsupported, "another probe of the workload cannot be redirected safely")
+			}
+		}
+		return v
+	}
+	state, reason, message := v1alpha1.WorkloadQueued, v1alpha1.StatusReasonQueued, "waiting to be annotated"
+	if suspended {
+		state, reason, message = v1alpha1.WorkloadSuspended, v1alpha1.StatusReasonSuspended, "the policy is suspended; nothing is changed"
+	}
+	v.Status.State, v.Status.Reason, v.Status.Message = state, reason, message
+	for j := range analysed {
+		if needs[j].needed {
+			setProbe(&v.Status.Probes[j], v1alpha1.ProbePendingRollout, reason, needs[j].message)
+		}
+	}
+	return v
+}
+
+// annotated is the verdict on a workload whose template enables the rewrite: it follows the
+// rollout, verifies the rewrite on the live pods, and reports hazards someone else enabled.
+func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe) Verdict {
+	var minGeneration int64
+	if record != nil {
+		minGeneration = record.Generation
+	}
+	progress := w.Progress(minGeneration)
+	verified := verifyOnPods(v.Status.Probes, analysed, livePods(in, v.Ref), in.Config.StatusPort, progress.Complete)
+	v = followRollout(v, record, progress, verified, w.ManagedByOperator, in.Now, progressDeadline(in.Policy.Spec))
+	if v.Status.State == v1alpha1.WorkloadRolloutFailed {
+		return v
+	}
+	// Someone else enabled the rewrite on a template whose probes it breaks: say so.
+	for i, p := range analysed {
+		if p.Hazard == "" {
+			continue
+		}
+		setProbe(&v.Status.Probes[i], v1alpha1.ProbeUnsupported, p.Hazard, p.HazardMessage)
+		v.Status.State, v.Status.Reason = v1alpha1.WorkloadUnsupported, p.Hazard
+		v.Status.Message = fmt.Sprintf("the rewrite is enabled, but it breaks container %q %s probe: %s", p.Container, kindWord(p.Kind), p.HazardMessage)
+	}
+	return v
+}
+
+// followRollout sets the state of an annotated workload from its rollout's progress, the rollout
+// record this policy keeps for it (nil for none), and the verified state of its probes.
+func followRollout(v Verdict, record *v1alpha1.RolloutRecord, progress rollout.Progress, verified v1alpha1.ProbeState,
+	managedByOperator bool, now time.Time, deadline time.Duration) Verdict {
+	s := &v.Status
+	switch {
+	case record != nil && !progress.Complete && rollout.Expired(startedAt(record), now, deadline):
+		v.Record = record
+		s.State, s.Reason = v1alpha1.WorkloadRolloutFailed, v1alpha1.StatusReasonProgressDeadlineExceeded
+		s.Message = fmt.Sprintf("rollout did not finish within %s: %s", deadline, progress.Message)
+	case progress.Failed && record != nil:
+		v.Record = record
+		s.State, s.Reason = v1alpha1.WorkloadRolloutFailed, v1alpha1.StatusReasonProgressDeadlineExceeded
+		s.Message = progress.Message
+	case progress.Blocked != "" && !progress.Complete:
+		s.State, s.Reason = v1alpha1.WorkloadManualRolloutRequired, progress.Blocked
+		s.Message = "the template is annotated, but new pods come only when a person acts: " + progress.Message
+	case !progress.Complete:
+		s.State, s.Reason = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRolloutInProgress
+		s.Message = progress.Message
+		// Only rollouts this policy started count against maxConcurrent and have a deadline;
+		// a rollout someone else started (say, a new image) is theirs.
+		if record != nil {
+			v.Record, v.InFlight, v.RecheckAt = record, true, deadlineOf(record, deadline)
+		}
+	default:
+		v.RolledOut, v.RolloutCompleted = true, record != nil
+		by := "the operator"
+		if !managedByOperator {
+			by = "its owner"
+		}
+		switch verified {
+		case v1alpha1.ProbeRewritten:
+			s.State, s.Reason = v1alpha1.WorkloadRedirected, v1alpha1.StatusReasonProbesRewritten
+			s.Message = "annotated by " + by + "; probes verified on live pods"
+		case v1alpha1.ProbePendingRollout:
+			// A complete rollout that leaves old pods is a partitioned StatefulSet or similar:
+			// those pods change only when a person moves the partition or deletes them.
+			s.State, s.Reason = v1alpha1.WorkloadManualRolloutRequired, v1alpha1.StatusReasonPodsOnOldTemplate
+			s.Message = "the rollout is complete, but some pods predate the annotation (a partition, or pods kept on purpose)"
+		default:
+			s.State, s.Reason = v1alpha1.WorkloadUnsupported, v1alpha1.StatusReasonNotRewrittenByMesh
+			s.Message = "pods come from the annotated template, yet the mesh did not rewrite their probes (see the probes)"
+		}
+	}
+	return v
+}
+
+func firstHazard(analysed []probes.Probe) int {
+	for i, p := range analysed {
+		if p.Hazard != "" {
+			return i
+		}
+	}
+	return -1
+}
+
+// setRedirectable sets the state of every probe the mesh could rewrite (all but exec).
+func setRedirectable(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, state v1alpha1.ProbeState, reason v1alpha1.StatusReason, message string) {
+	for i, p := range analysed {
+		if p.Handler != v1alpha1.HandlerExec {
+			setProbe(&statuses[i], state, reason, message)
+		}
+	}
+}
+
+func setProbe(ps *v1alpha1.ProbeStatus, state v1alpha1.ProbeState, reason v1alpha1.StatusReason, message string) {
+	ps.State, ps.Reason, ps.Message = state, reason, truncate(message, v1alpha1.MaxMessageLength)
+}
+
+func kindWord(k v1alpha1.ProbeKind) string {
+	switch k {
+	case v1alpha1.ProbeReadiness:
+		return "readiness"
+	case v1alpha1.ProbeLiveness:
+		return "liveness"
+	default:
+		return "startup"
+	}
+}
+
+// startedAt is when the operator started the recorded rollout; zero (never expires) when unknown.
+func startedAt(record *v1alpha1.RolloutRecord) time.Time {
+	if record.StartedAt == nil {
+		return time.Time{}
+	}
+	return record.StartedAt.Time
+}
+
+// deadlineOf is when the recorded rollout passes its deadline; zero when the start is unknown.
+func deadlineOf(record *v1alpha1.RolloutRecord, deadline time.Duration) time.Time {
+	if record.StartedAt == nil {
+		return time.Time{}
+	}
+	return record.StartedAt.Add(deadline)
+}
