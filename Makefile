@@ -36,6 +36,15 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module and test/argocd.
+	@rc=0; \
+	echo "$(GOLANGCI_LINT) run ./..."; \
+	$(GOLANGCI_LINT) run ./... || rc=1; \
+	echo "cd test/argocd && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./..."; \
+	(cd test/argocd && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || rc=1; \
+	exit $$rc
+
 .PHONY: test
 test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver); fails when generated files are stale.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out

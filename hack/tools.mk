@@ -10,6 +10,8 @@
 #   etcd                              wrapper module hack/tools/etcd
 #   kube-apiserver, kube-controller-manager, kube-scheduler
 #                                     wrapper module hack/tools/kubernetes
+#   golangci-lint-kal                 wrapper module hack/tools/golangci-lint
+#                                     (golangci-lint v2 + kube-api-linter plugin)
 #
 # Each binary is built once as $(LOCALBIN)/<name>-<version> and symlinked to
 # $(LOCALBIN)/<name>; a version bump produces a new file name and so a rebuild,
@@ -35,6 +37,11 @@ KUSTOMIZE_VERSION ?= v5.7.1
 KWOK_VERSION ?= v0.8.0
 ETCD_VERSION := $(shell awk '$$1=="go.etcd.io/etcd/server/v3" && $$2 ~ /^v/ {print $$2; exit}' $(TOOLS_DIR)/etcd/go.mod)
 KUBERNETES_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2; exit}' $(TOOLS_DIR)/kubernetes/go.mod)
+GOLANGCI_LINT_VERSION := $(shell awk '$$1=="github.com/golangci/golangci-lint/v2" && $$2 ~ /^v/ {print $$2; exit}' $(TOOLS_DIR)/golangci-lint/go.mod)
+KUBE_API_LINTER_VERSION := $(shell awk '$$1=="sigs.k8s.io/kube-api-linter" && $$2 ~ /^v/ {print $$2; exit}' $(TOOLS_DIR)/golangci-lint/go.mod)
+# File-name stamp: golangci-lint version + kube-api-linter commit (its
+# pseudo-version's last field), e.g. v2.15.0-kal.092fe0c72997.
+GOLANGCI_LINT_KAL_VERSION := $(GOLANGCI_LINT_VERSION)-kal.$(lastword $(subst -, ,$(KUBE_API_LINTER_VERSION)))
 
 ## Tool binaries (symlinks to the version-stamped files).
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
@@ -45,7 +52,8 @@ KUBE_APISERVER ?= $(LOCALBIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER ?= $(LOCALBIN)/kube-controller-manager
 KUBE_SCHEDULER ?= $(LOCALBIN)/kube-scheduler
 KUBECTL ?= $(LOCALBIN)/kubectl
-export CONTROLLER_GEN KUSTOMIZE KWOK ETCD KUBE_APISERVER KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBECTL
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-kal
+export CONTROLLER_GEN KUSTOMIZE KWOK ETCD KUBE_APISERVER KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBECTL GOLANGCI_LINT
 
 ## kwok's stock stage manifests ship inside the kwok module. KWOK_MODULE_DIR
 ## is resolved lazily (only when referenced; downloads the module if needed,
@@ -71,13 +79,17 @@ KUBE_VERSION_LDFLAGS = $(foreach p,k8s.io/component-base/version k8s.io/client-g
 	-X $(p).gitTreeState=clean)
 KUBE_LDFLAGS ?= -s -w $(KUBE_VERSION_LDFLAGS)
 ETCD_LDFLAGS ?= -s -w
+# Same as `golangci-lint custom` (minus its -X main.version/date: the wrapper
+# reads the versions from the binary's module info).
+GOLANGCI_LINT_LDFLAGS ?= -s -w
 
 ETCD_WRAPPER_DEPS := $(TOOLS_DIR)/etcd/go.mod $(TOOLS_DIR)/etcd/go.sum
 KUBE_WRAPPER_DEPS := $(TOOLS_DIR)/kubernetes/go.mod $(TOOLS_DIR)/kubernetes/go.sum
+GOLANGCI_LINT_WRAPPER_DEPS := $(TOOLS_DIR)/golangci-lint/go.mod $(TOOLS_DIR)/golangci-lint/go.sum $(wildcard $(TOOLS_DIR)/golangci-lint/*.go)
 
 ##@ Tools
 
-.PHONY: controller-gen kustomize kwok etcd kube-apiserver kube-controller-manager kube-scheduler kubectl envtest-bins control-plane-bins kwok-stages
+.PHONY: controller-gen kustomize kwok etcd kube-apiserver kube-controller-manager kube-scheduler kubectl golangci-lint-kal envtest-bins control-plane-bins kwok-stages
 controller-gen: $(LOCALBIN)/controller-gen ## Build controller-gen into $(LOCALBIN).
 kustomize: $(LOCALBIN)/kustomize ## Build kustomize into $(LOCALBIN).
 kwok: $(LOCALBIN)/kwok ## Build kwok into $(LOCALBIN).
@@ -86,6 +98,7 @@ kube-apiserver: $(LOCALBIN)/kube-apiserver ## Build kube-apiserver into $(LOCALB
 kube-controller-manager: $(LOCALBIN)/kube-controller-manager ## Build kube-controller-manager into $(LOCALBIN).
 kube-scheduler: $(LOCALBIN)/kube-scheduler ## Build kube-scheduler into $(LOCALBIN).
 kubectl: $(LOCALBIN)/kubectl ## Build kubectl (same version as the control plane) into $(LOCALBIN).
+golangci-lint-kal: $(LOCALBIN)/golangci-lint-kal ## Build golangci-lint with the kube-api-linter plugin into $(LOCALBIN).
 
 envtest-bins: $(LOCALBIN)/etcd $(LOCALBIN)/kube-apiserver ## Build etcd + kube-apiserver (envtest; KUBEBUILDER_ASSETS=$(LOCALBIN)).
 
@@ -134,5 +147,6 @@ $(eval $(call go-install-tool,kwok,sigs.k8s.io/kwok/cmd/kwok,$(KWOK_VERSION)))
 $(eval $(call go-build-wrapped,etcd,$(TOOLS_DIR)/etcd,go.etcd.io/etcd/server/v3,$(ETCD_VERSION),$(ETCD_WRAPPER_DEPS),-ldflags '$(ETCD_LDFLAGS)'))
 $(foreach b,kube-apiserver kube-controller-manager kube-scheduler kubectl,\
   $(eval $(call go-build-wrapped,$(b),$(TOOLS_DIR)/kubernetes,k8s.io/kubernetes/cmd/$(b),$(KUBERNETES_VERSION),$(KUBE_WRAPPER_DEPS),-tags=$(KUBE_BUILD_TAGS) -ldflags '$(KUBE_LDFLAGS)')))
+$(eval $(call go-build-wrapped,golangci-lint-kal,$(TOOLS_DIR)/golangci-lint,.,$(GOLANGCI_LINT_KAL_VERSION),$(GOLANGCI_LINT_WRAPPER_DEPS),-ldflags '$(GOLANGCI_LINT_LDFLAGS)'))
 
 .DEFAULT_GOAL := $(TOOLS_MK_SAVED_DEFAULT_GOAL)

@@ -235,7 +235,7 @@ func assemble(base *unstructured.Unstructured, install, samples []*unstructured.
 	deployment := deployments[0].DeepCopy()
 	sa, _, _ := unstructured.NestedString(deployment.Object, "spec", "template", "spec", "serviceAccountName")
 	if sa == "" {
-		return nil, nil, nil, fmt.Errorf("Deployment %s sets no serviceAccountName", deployment.GetName())
+		return nil, nil, nil, fmt.Errorf("deployment %s sets no serviceAccountName", deployment.GetName())
 	}
 	foundSA := false
 	for _, obj := range serviceAccounts {
@@ -309,7 +309,7 @@ func assemble(base *unstructured.Unstructured, install, samples []*unstructured.
 		}
 	}
 	if !setImage {
-		return nil, nil, nil, fmt.Errorf("Deployment %s has no container named %q", deployment.GetName(), managerContainer)
+		return nil, nil, nil, fmt.Errorf("deployment %s has no container named %q", deployment.GetName(), managerContainer)
 	}
 	if err := unstructured.SetNestedSlice(deployment.Object, containers, "spec", "template", "spec", "containers"); err != nil {
 		return nil, nil, nil, err

@@ -396,10 +396,7 @@ func diffPaths(c *cluster, r recipe) []diffPath {
 				}
 				return diff.ThreeWayDiff(orig, config, live)
 			}},
-		{name: "gitops-engine diff.TwoWayDiff (raw)", outOfSync: never,
-			run: func(config, live *unstructured.Unstructured) (*diff.DiffResult, error) {
-				return diff.TwoWayDiff(config, live)
-			}},
+		{name: "gitops-engine diff.TwoWayDiff (raw)", outOfSync: never, run: diff.TwoWayDiff},
 		{name: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, nil, none, legacyDiff)},
 		{name: "argo-cd StateDiff legacy + managedFieldsManagers", base: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, managedFields, none, legacyDiff)},
 		{name: "argo-cd StateDiff legacy + jsonPointers to the key", base: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, singlePointer, none, legacyDiff)},

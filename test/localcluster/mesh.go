@@ -160,7 +160,7 @@ func (c *Cluster) startInjector(ctx context.Context, cs kubernetes.Interface, cr
 	c.mu.Unlock()
 	go func() {
 		if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(logf, "serve: %v\n", err)
+			_, _ = fmt.Fprintf(logf, "serve: %v\n", err)
 		}
 	}()
 	c.InjectorURL = fmt.Sprintf("https://127.0.0.1:%d%s", c.Ports.Webhook, meshdouble.WebhookPath)

@@ -47,7 +47,7 @@ func RunOperator(manager, logPath string, args ...string) (stop func(), err erro
 	return func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-exited: //nolint:errcheck // exit status after our SIGTERM is irrelevant
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
 		}

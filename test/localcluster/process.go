@@ -48,7 +48,7 @@ func startProcess(dir, name, bin string, args []string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(f, "==== %s %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
+	_, _ = fmt.Fprintf(f, "==== %s %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout = f
@@ -76,7 +76,7 @@ func startProcess(dir, name, bin string, args []string) (*process, error) {
 		close(p.done)
 	}()
 	if err := os.WriteFile(p.pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
-		p.terminate(time.Second)
+		_ = p.terminate(time.Second)
 		return nil, err
 	}
 	return p, nil

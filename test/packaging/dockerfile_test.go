@@ -59,7 +59,7 @@ func TestDockerfile(t *testing.T) {
 
 	binary, err := elf.Open(out)
 	g.Expect(err).NotTo(HaveOccurred())
-	defer binary.Close()
+	defer func() { _ = binary.Close() }()
 	for _, p := range binary.Progs {
 		g.Expect(p.Type).NotTo(Equal(elf.PT_INTERP), "a static binary has no dynamic loader, so it runs on distroless/static")
 	}

@@ -105,14 +105,13 @@ func (c *common) componentPIDs() map[string]int {
 }
 
 type startFlags struct {
-	nodes       int
-	meshDouble  bool
-	rewrite     bool
-	rootNS      string
-	timeout     time.Duration
-	kwokStages  string
-	podStages   string
-	startupWait time.Duration
+	nodes      int
+	meshDouble bool
+	rewrite    bool
+	rootNS     string
+	timeout    time.Duration
+	kwokStages string
+	podStages  string
 }
 
 func (s *startFlags) register(fs *flag.FlagSet) {
@@ -263,7 +262,7 @@ func up(args []string) error {
 		case <-deadline:
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
 			select {
-			case <-done:
+			case <-done: //nolint:errcheck // exit status after our SIGTERM is irrelevant: the error below is the timeout
 			case <-time.After(60 * time.Second):
 				_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 			}
