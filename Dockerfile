@@ -13,14 +13,18 @@ COPY main.go main.go
 COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/
+COPY cmd/ cmd/
 
-# CGO off gives a static binary for the distroless base.
+# CGO off gives static binaries for the distroless base. probe-redirect is the analyze CLI
+# (`docker run --entrypoint /probe-redirect IMAGE analyze -f - < manifests.yaml`).
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o probe-redirect ./cmd/probe-redirect
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o manager .
 
 # A minimal, non-root base image: https://github.com/GoogleContainerTools/distroless
 FROM gcr.io/distroless/static-debian12:nonroot
 WORKDIR /
 COPY --from=builder /workspace/manager .
+COPY --from=builder /workspace/probe-redirect .
 USER 65532:65532
 
 ENTRYPOINT ["/manager"]

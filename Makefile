@@ -60,8 +60,10 @@ argocd-cm: ## Regenerate config/argocd/argocd-cm-health-patch.yaml from health.l
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary.
+build: ## Build the manager, the probe-redirect CLI and its kubectl plugin name kubectl-prp into bin/.
 	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/manager .
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/probe-redirect ./cmd/probe-redirect
+	cp $(LOCALBIN)/probe-redirect $(LOCALBIN)/kubectl-prp
 
 .PHONY: run
 run: ## Run the operator against the cluster in ~/.kube/config.

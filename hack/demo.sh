@@ -400,7 +400,7 @@ echo
 
 step "The fix: a ProbeRedirectPolicy for app=nginx" \
 	"The operator annotates the Deployment's pod template, rolls it out and verifies the new pods."
-run kubectl apply -f hack/demo/policy.yaml
+run kubectl apply -f hack/demo/fix/policy.yaml
 if ! run -t 130 kubectl wait --for=condition=Ready proberedirectpolicy/nginx -n "$NS" --timeout=120s; then
 	run kubectl get prp -n "$NS" -o yaml || true
 	fail "the ProbeRedirectPolicy did not become Ready within 120s"

@@ -101,12 +101,24 @@ type UnhealthyReport struct {
 	NextExpiry time.Time
 }
 
+// Need says whether one probe needs redirecting under a policy: Reason is
+// StatusReasonStrictMTLS, StatusReasonTCPPassesFalsely or StatusReasonTriggerAlways, and "" when
+// the probe does not need it; Message says why to a person.
+type Need struct {
+	Reason  v1alpha1.StatusReason
+	Message string
+}
+
 // Verdict is the decision on one selected workload, as plain data.
 type Verdict struct {
 	Ref    Ref
 	Status v1alpha1.WorkloadStatus
 	// Record is the rollout record to keep in status.rollouts, nil for none.
 	Record *v1alpha1.RolloutRecord
+	// Needs says, for each entry of Status.Probes, why that probe needs redirecting under the
+	// policy; nil for a conflicting workload. The states in Status.Probes may hide it (an opted-out
+	// workload's probes say OptedOut).
+	Needs []Need
 	// Annotated is true when the template enables the rewrite.
 	Annotated bool
 	// RolledOut is true when the workload is annotated and its rollout is complete.
@@ -258,18 +270,14 @@ func unhealthyReport(in Input, verdicts []Verdict) UnhealthyReport {
 	return report
 }
 
-// managingPolicy returns the oldest live policy in the namespace that selects the workload; the
-// current policy is considered even when the list lacks it.
-func managingPolicy(all []*v1alpha1.ProbeRedirectPolicy, current *v1alpha1.ProbeRedirectPolicy, w Workload) *v1alpha1.ProbeRedirectPolicy {
-	// The current policy is read fresh; the list may hold a stale copy of it.
-	candidates := []*v1alpha1.ProbeRedirectPolicy{current}
-	for _, p := range all {
-		if p.UID != current.UID && p.DeletionTimestamp == nil {
-			candidates = append(candidates, p)
-		}
-	}
+// ManagingPolicy returns the oldest live policy of policies that selects w (by creation time, then
+// name), or nil when none does. A policy whose selector cannot be parsed selects nothing.
+func ManagingPolicy(policies []*v1alpha1.ProbeRedirectPolicy, w Workload) *v1alpha1.ProbeRedirectPolicy {
 	var oldest *v1alpha1.ProbeRedirectPolicy
-	for _, p := range candidates {
+	for _, p := range policies {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
 		selector, err := selectorOf(p)
 		if err != nil || !selects(p, selector, w) {
 			continue
@@ -279,6 +287,22 @@ func managingPolicy(all []*v1alpha1.ProbeRedirectPolicy, current *v1alpha1.Probe
 		}
 	}
 	return oldest
+}
+
+// managingPolicy is ManagingPolicy over the namespace's policies with the current one read fresh:
+// the list may hold a stale copy of it, and it counts even while it is being deleted.
+func managingPolicy(all []*v1alpha1.ProbeRedirectPolicy, current *v1alpha1.ProbeRedirectPolicy, w Workload) *v1alpha1.ProbeRedirectPolicy {
+	var others []*v1alpha1.ProbeRedirectPolicy
+	for _, p := range all {
+		if p.UID != current.UID {
+			others = append(others, p)
+		}
+	}
+	owner := ManagingPolicy(others, w)
+	if selector, err := selectorOf(current); err == nil && selects(current, selector, w) && (owner == nil || olderThan(current, owner)) {
+		return current
+	}
+	return owner
 }
 
 // selectedByAnotherPolicy reports whether a live policy other than the current one selects w.

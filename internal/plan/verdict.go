@@ -25,10 +25,13 @@ func judge(in Input, w Workload) Verdict {
 	modes := in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
 	analysed := probes.Analyze(&template.Spec, settings.StatusPort)
 	needs := make([]need, len(analysed))
+	v.Needs = make([]Need, len(analysed))
 	anyNeeded := false
 	for i, p := range analysed {
 		needs[i] = needOf(in.Policy.Spec, p, modes)
-		anyNeeded = anyNeeded || needs[i].needed
+		if needs[i].needed {
+			v.Needs[i], anyNeeded = Need{Reason: needs[i].reason, Message: needs[i].message}, true
+		}
 	}
 	v.Status.MTLSMode = modes.Mode
 	v.Status.Probes = probeStatuses(analysed, settings.StatusPort, modes, needs)

@@ -43,7 +43,9 @@ func TestDockerfile(t *testing.T) {
 	g.Expect(users).To(Equal([]string{"USER 65532:65532"}))
 	g.Expect(entrypoints).To(Equal([]string{`ENTRYPOINT ["/manager"]`}))
 	g.Expect(copies).To(ContainElement("COPY --from=builder /workspace/manager ."))
-	for _, src := range []string{"main.go", "api/", "controllers/", "internal/"} {
+	g.Expect(copies).To(ContainElement("COPY --from=builder /workspace/probe-redirect ."), "the image ships the analyze CLI")
+	g.Expect(runs).To(ContainElement(MatchRegexp(`^RUN CGO_ENABLED=0 GOOS=\S+ GOARCH=\S+ go build .* -o probe-redirect \./cmd/probe-redirect$`)))
+	for _, src := range []string{"main.go", "api/", "controllers/", "internal/", "cmd/"} {
 		g.Expect(copies).To(ContainElement(HavePrefix("COPY "+src)), "the builder copies %s", src)
 	}
 

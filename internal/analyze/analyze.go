@@ -1,0 +1,298 @@
+package analyze
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
+	"github.com/proberedirect/probe-redirect-operator/internal/plan"
+)
+
+// Verdict is what will happen to a workload's probes in the mesh.
+type Verdict string
+
+const (
+	// WillBreak: a probe needs redirecting, and no policy in the input or annotation on the
+	// template redirects it. Under STRICT mTLS an HTTP or gRPC probe is reset; a TCP probe passes
+	// even when the app is down.
+	WillBreak Verdict = "WillBreak"
+	// FixedByPolicy: a probe needs redirecting, and the named ProbeRedirectPolicy will annotate
+	// the workload.
+	FixedByPolicy Verdict = "FixedByPolicy"
+	// Redirected: the template already enables the rewrite (sidecar.istio.io/rewriteAppHTTPProbers).
+	Redirected Verdict = "Redirected"
+	// OptedOut: the template turns the rewrite off; probes that need redirecting will break.
+	OptedOut Verdict = "OptedOut"
+	// NotNeeded: no probe needs redirecting.
+	NotNeeded Verdict = "NotNeeded"
+	// NotInMesh: no sidecar is injected into the workload's pods.
+	NotInMesh Verdict = "NotInMesh"
+	// Unsupported: redirecting would break a probe (a hazard), or the template's mesh annotations
+	// are invalid; the operator leaves the workload alone.
+	Unsupported Verdict = "Unsupported"
+)
+
+// Source says where an object was read: a file and the line its document starts on. Objects read
+// from a cluster have an empty File.
+type Source struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+}
+
+// Workload is a workload to judge and where it was read.
+type Workload struct {
+	plan.Workload
+	Source Source
+}
+
+// Objects are the decoded inputs: the workloads to judge and their context.
+type Objects struct {
+	Namespaces          []*corev1.Namespace
+	PeerAuthentications []*securityv1.PeerAuthentication
+	Policies            []*v1alpha1.ProbeRedirectPolicy
+	Workloads           []Workload
+	// Ignored lists the objects that are none of the above, for the report.
+	Ignored []Ignored
+}
+
+// Ignored is an object the analysis does not judge.
+type Ignored struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Source     Source `json:"source"`
+}
+
+// Options are the settings the judgement depends on, as the operator's flags.
+type Options struct {
+	// RootNamespace is Istio's root namespace (the operator's --root-namespace).
+	RootNamespace string
+	// StatusPort is the mesh's default status port (the operator's --status-port).
+	StatusPort int32
+	// Now is the moment of the judgement.
+	Now time.Time
+}
+
+// Report is the judgement of every workload, in namespace, kind and name order.
+type Report struct {
+	Workloads []WorkloadFinding `json:"workloads"`
+	Ignored   []Ignored         `json:"ignored,omitempty"`
+	// Notes say what the input lacked, for example a namespace whose labels are unknown.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// WorkloadFinding is the judgement of one workload.
+type WorkloadFinding struct {
+	Namespace string                `json:"namespace"`
+	Kind      v1alpha1.WorkloadKind `json:"kind"`
+	Name      string                `json:"name"`
+	Source    Source                `json:"source,omitzero"`
+	Verdict   Verdict               `json:"verdict"`
+	// Policy names the ProbeRedirectPolicy that selects the workload, "" when none does.
+	Policy string `json:"policy,omitempty"`
+	// MTLSMode is the effective workload-level PeerAuthentication mode.
+	MTLSMode v1alpha1.MTLSMode     `json:"mtlsMode,omitempty"`
+	Reason   v1alpha1.StatusReason `json:"reason,omitempty"`
+	Message  string                `json:"message,omitempty"`
+	Probes   []ProbeFinding        `json:"probes,omitempty"`
+}
+
+// ProbeFinding is the judgement of one probe.
+type ProbeFinding struct {
+	Container string                `json:"container"`
+	Kind      v1alpha1.ProbeKind    `json:"kind"`
+	Handler   v1alpha1.ProbeHandler `json:"handler"`
+	Original  string                `json:"original,omitempty"`
+	Rewritten string                `json:"rewritten,omitempty"`
+	MTLSMode  v1alpha1.MTLSMode     `json:"mtlsMode,omitempty"`
+	// Verdict is the workload's verdict as it applies to this probe: NotNeeded for a probe that
+	// needs no redirect in a workload that has one that does.
+	Verdict Verdict `json:"verdict"`
+	// Need says why the probe needs redirecting, "" when it does not; NeedMessage says it to a person.
+	Need        v1alpha1.StatusReason `json:"need,omitempty"`
+	NeedMessage string                `json:"needMessage,omitempty"`
+	// Breaks is true when the probe will misreport in the mesh as the manifests stand, after
+	// the operator has applied the policies in the input.
+	Breaks  bool                  `json:"breaks"`
+	Reason  v1alpha1.StatusReason `json:"reason,omitempty"`
+	Message string                `json:"message,omitempty"`
+}
+
+// Analyze judges every workload in objs with plan.Decide: each workload under the policy that
+// would manage it (the oldest in its namespace that selects it), or, when none does, under a
+// policy with the API's defaults that selects everything, to say what it would need.
+func Analyze(objs Objects, opts Options) Report {
+	report := Report{Ignored: objs.Ignored}
+	namespaces := map[string]*corev1.Namespace{}
+	for _, ns := range objs.Namespaces {
+		namespaces[ns.Name] = ns
+	}
+	resolver := mtls.NewResolver(opts.RootNamespace, objs.PeerAuthentications)
+	unknown := map[string]bool{}
+	for _, w := range objs.Workloads {
+		ns := w.Object.GetNamespace()
+		namespace, known := namespaces[ns]
+		if !known && !unknown[ns] {
+			unknown[ns] = true
+			report.Notes = append(report.Notes, "Namespace "+ns+" is not in the input, so its injection labels are unknown: its workloads count as outside the mesh. Add the Namespace with --context-file or read it with --cluster.")
+		}
+		var labels map[string]string
+		if known {
+			labels = namespace.Labels
+		}
+		report.Workloads = append(report.Workloads, judge(w, labels, policiesIn(objs.Policies, ns), resolver, opts))
+	}
+	slices.SortStableFunc(report.Workloads, func(a, b WorkloadFinding) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)), cmp.Compare(a.Name, b.Name))
+	})
+	return report
+}
+
+// judge runs plan.Decide for one workload and reads its verdict.
+func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.ProbeRedirectPolicy, resolver *mtls.Resolver, opts Options) WorkloadFinding {
+	ns := w.Object.GetNamespace()
+	owner := plan.ManagingPolicy(policies, w.Workload)
+	policy := owner
+	if policy == nil {
+		policy = &v1alpha1.ProbeRedirectPolicy{ObjectMeta: metav1.ObjectMeta{Name: "(none)", Namespace: ns},
+			Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{}}}
+	}
+	d := plan.Decide(plan.Input{
+		Policy:          policy,
+		Policies:        []*v1alpha1.ProbeRedirectPolicy{policy},
+		NamespaceLabels: namespaceLabels,
+		Workloads:       []plan.Workload{w.Workload},
+		MTLS:            resolver,
+		Now:             opts.Now,
+		Config:          plan.Config{StatusPort: opts.StatusPort},
+	})
+	ref := w.Ref()
+	f := WorkloadFinding{Namespace: ns, Kind: ref.Kind, Name: ref.Name, Source: w.Source}
+	if owner != nil {
+		f.Policy = owner.Name
+	}
+	if len(d.Verdicts) == 0 {
+		// The managing policy selects it, so only an invalid selector leaves no verdict.
+		f.Verdict, f.Message = Unsupported, "spec.selector of policy "+policy.Name+" is invalid: "+d.InvalidSelector
+		return f
+	}
+	v := d.Verdicts[0]
+	f.MTLSMode, f.Reason, f.Message = v.Status.MTLSMode, v.Status.Reason, v.Status.Message
+	f.Verdict = verdictOf(v, owner)
+	for i, ps := range v.Status.Probes {
+		p := ProbeFinding{Container: ps.Container, Kind: ps.Kind, Handler: ps.Handler, Original: ps.Original,
+			Rewritten: ps.Rewritten, MTLSMode: ps.MTLSMode, Reason: ps.Reason, Message: ps.Message}
+		if i < len(v.Needs) && f.Verdict != NotInMesh {
+			// Without a sidecar nothing intercepts the probe, whatever the mTLS mode says.
+			p.Need, p.NeedMessage = v.Needs[i].Reason, v.Needs[i].Message
+		}
+		p.Breaks = breaks(f.Verdict, v.Annotated, p, ps.State)
+		p.Verdict = probeVerdict(f.Verdict, p)
+		f.Probes = append(f.Probes, p)
+	}
+	if f.Verdict == FixedByPolicy {
+		f.Message = "policy " + owner.Name + " will annotate the workload"
+	}
+	return f
+}
+
+// verdictOf reads the workload's verdict from the operator's decision.
+func verdictOf(v plan.Verdict, owner *v1alpha1.ProbeRedirectPolicy) Verdict {
+	switch v.Status.State {
+	case v1alpha1.WorkloadQueued, v1alpha1.WorkloadSuspended:
+		if owner != nil && v.Status.State == v1alpha1.WorkloadQueued {
+			return FixedByPolicy
+		}
+		return WillBreak
+	case v1alpha1.WorkloadOptedOut:
+		return OptedOut
+	case v1alpha1.WorkloadNotNeeded:
+		return NotNeeded
+	case v1alpha1.WorkloadNotInMesh:
+		return NotInMesh
+	case v1alpha1.WorkloadUnsupported:
+		return Unsupported
+	}
+	// Rolling, Redirected, ManualRolloutRequired, RolloutFailed: the template enables the rewrite;
+	// a manifest has no live pods to follow.
+	return Redirected
+}
+
+// breaks says whether a probe will misreport once the manifests are applied and the policies in
+// them have acted.
+func breaks(verdict Verdict, annotated bool, p ProbeFinding, state v1alpha1.ProbeState) bool {
+	switch verdict {
+	case WillBreak, OptedOut:
+		return p.Need != ""
+	case Unsupported:
+		// Unredirected, a probe that needs it breaks; redirected, a hazard breaks it.
+		return p.Need != "" || (annotated && state == v1alpha1.ProbeUnsupported)
+	}
+	return false
+}
+
+// probeVerdict is the workload's verdict as it applies to one of its probes.
+func probeVerdict(workload Verdict, p ProbeFinding) Verdict {
+	switch {
+	case p.Handler == v1alpha1.HandlerExec:
+		return NotNeeded
+	case workload == Redirected, workload == NotInMesh, p.Breaks, p.Need != "":
+		return workload
+	}
+	return NotNeeded
+}
+
+func policiesIn(all []*v1alpha1.ProbeRedirectPolicy, ns string) []*v1alpha1.ProbeRedirectPolicy {
+	var out []*v1alpha1.ProbeRedirectPolicy
+	for _, p := range all {
+		if p.Namespace == ns {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func kindOrder(kind v1alpha1.WorkloadKind) int {
+	return slices.IndexFunc(plan.WorkloadKinds, func(k plan.Kind) bool { return k.Kind == kind })
+}
+
+// FailOn chooses which findings make the analysis fail.
+type FailOn string
+
+const (
+	// FailOnBreak fails when a probe will break: nothing in the input redirects a probe that
+	// needs it, or redirecting it would break it.
+	FailOnBreak FailOn = "break"
+	// FailOnNeedsRedirect also fails when a policy in the input will fix a probe, that is when
+	// any probe is not redirected in the manifests themselves.
+	FailOnNeedsRedirect FailOn = "needs-redirect"
+	// FailOnNever never fails.
+	FailOnNever FailOn = "never"
+)
+
+// FailOnValues are the values --fail-on accepts.
+var FailOnValues = []FailOn{FailOnBreak, FailOnNeedsRedirect, FailOnNever}
+
+// Fails reports whether the report fails under f.
+func (r Report) Fails(f FailOn) bool {
+	for _, w := range r.Workloads {
+		if f == FailOnNeedsRedirect && w.Verdict == FixedByPolicy {
+			return true
+		}
+		if f == FailOnNever {
+			continue
+		}
+		for _, p := range w.Probes {
+			if p.Breaks {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,171 @@
+package analyze
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	securityv1beta1 "istio.io/client-go/pkg/apis/security/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/plan"
+)
+
+// Scheme knows every kind the analysis reads: Kubernetes' own, ProbeRedirectPolicy, and Istio's
+// security.istio.io v1 and v1beta1 PeerAuthentication.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(Scheme))
+	utilruntime.Must(securityv1.AddToScheme(Scheme))
+	utilruntime.Must(securityv1beta1.AddToScheme(Scheme))
+}
+
+var decoder = serializer.NewCodecFactory(Scheme).UniversalDeserializer()
+
+// DecodeManifests reads a stream of YAML or JSON documents (the output of `helm template` or
+// `kustomize build`, or files written by hand) into objs. file names the stream in Sources;
+// defaultNamespace is given to namespaced objects that name none, as kubectl does. Lists (kind
+// List) are read item by item. Documents of kinds the analysis does not judge are recorded in
+// objs.Ignored; a document that is not valid YAML, or a known kind that does not decode, is an
+// error naming the file and line.
+func DecodeManifests(r io.Reader, file, defaultNamespace string, objs *Objects) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	for _, d := range splitDocuments(data) {
+		if len(bytes.TrimSpace(stripComments(d.body))) == 0 {
+			continue
+		}
+		src := Source{File: file, Line: d.line + leadingLines(d.body)}
+		if err := decodeDocument(d.body, src, defaultNamespace, objs); err != nil {
+			return fmt.Errorf("%s:%d: %w", file, src.Line, err)
+		}
+	}
+	return nil
+}
+
+// document is one YAML document of a stream and the line it starts on (1-based).
+type document struct {
+	body []byte
+	line int
+}
+
+// splitDocuments splits a YAML stream at its "---" separator lines, as the YAML reader of
+// k8s.io/apimachinery does, keeping each document's first line number.
+func splitDocuments(data []byte) []document {
+	var docs []document
+	current := document{line: 1}
+	for i, l := range bytes.SplitAfter(data, []byte("\n")) {
+		if bytes.HasPrefix(l, []byte("---")) && len(bytes.TrimSpace(l[3:])) == 0 {
+			docs = append(docs, current)
+			current = document{line: i + 2}
+			continue
+		}
+		current.body = append(current.body, l...)
+	}
+	return append(docs, current)
+}
+
+func decodeDocument(doc []byte, src Source, defaultNamespace string, objs *Objects) error {
+	json, err := yaml.ToJSON(doc)
+	if err != nil {
+		return err
+	}
+	var meta metav1.TypeMeta
+	if err := yaml.Unmarshal(json, &meta); err != nil {
+		return err
+	}
+	if meta.Kind == "" || meta.APIVersion == "" {
+		return fmt.Errorf("the document has no apiVersion and kind")
+	}
+	obj, gvk, err := decoder.Decode(json, nil, nil)
+	if runtime.IsNotRegisteredError(err) {
+		var m metav1.PartialObjectMetadata
+		_ = yaml.Unmarshal(json, &m)
+		objs.Ignored = append(objs.Ignored, Ignored{APIVersion: meta.APIVersion, Kind: meta.Kind, Name: m.Name, Source: src})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if list, ok := obj.(*corev1.List); ok {
+		for _, item := range list.Items {
+			if err := decodeDocument(item.Raw, src, defaultNamespace, objs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	add(obj, src, gvk.Kind, defaultNamespace, objs)
+	return nil
+}
+
+// add files one decoded object under its kind.
+func add(obj runtime.Object, src Source, kind, defaultNamespace string, objs *Objects) {
+	if o, ok := obj.(plan.Object); ok && o.GetNamespace() == "" && kind != "Namespace" {
+		o.SetNamespace(defaultNamespace)
+	}
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		objs.Namespaces = append(objs.Namespaces, o)
+	case *securityv1.PeerAuthentication:
+		objs.PeerAuthentications = append(objs.PeerAuthentications, o)
+	case *securityv1beta1.PeerAuthentication:
+		// v1beta1 has the same schema as v1 (Istio serves both); the resolver reads v1.
+		objs.PeerAuthentications = append(objs.PeerAuthentications, &securityv1.PeerAuthentication{
+			ObjectMeta: o.ObjectMeta, Spec: *o.Spec.DeepCopy()})
+	case *v1alpha1.ProbeRedirectPolicy:
+		objs.Policies = append(objs.Policies, o)
+	default:
+		for i := range plan.WorkloadKinds {
+			k := &plan.WorkloadKinds[i]
+			if string(k.Kind) == kind {
+				objs.Workloads = append(objs.Workloads, Workload{Workload: plan.NewWorkload(k, obj.(plan.Object), false), Source: src})
+				return
+			}
+		}
+		m, _ := obj.(plan.Object)
+		name := ""
+		if m != nil {
+			name = m.GetName()
+		}
+		gvk := obj.GetObjectKind().GroupVersionKind()
+		objs.Ignored = append(objs.Ignored, Ignored{APIVersion: gvk.GroupVersion().String(), Kind: kind, Name: name, Source: src})
+	}
+}
+
+// leadingLines counts the blank and comment lines before a document's first content.
+func leadingLines(doc []byte) int {
+	n := 0
+	for _, l := range strings.SplitAfter(string(doc), "\n") {
+		t := strings.TrimSpace(l)
+		if t != "" && !strings.HasPrefix(t, "#") {
+			return n
+		}
+		n++
+	}
+	return 0
+}
+
+func stripComments(doc []byte) []byte {
+	var out []byte
+	for _, l := range bytes.SplitAfter(doc, []byte("\n")) {
+		t := bytes.TrimSpace(l)
+		if !bytes.HasPrefix(t, []byte("#")) {
+			out = append(out, l...)
+		}
+	}
+	return out
+}
