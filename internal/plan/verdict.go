@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
@@ -89,7 +90,7 @@ func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended boo
 	if i := firstHazard(analysed); i >= 0 {
 		p := analysed[i]
 		v.Status.State, v.Status.Reason = v1alpha1.WorkloadUnsupported, p.Hazard
-		v.Status.Message = fmt.Sprintf("container %q %s probe: %s; the operator does not annotate the workload", p.Container, kindWord(p.Kind), p.HazardMessage)
+		v.Status.Message = fmt.Sprintf("container %q %s probe: %s; the operator does not annotate the workload", p.Container, strings.ToLower(string(p.Kind)), p.HazardMessage)
 		for j, q := range analysed {
 			switch {
 			case q.Hazard != "":
@@ -133,7 +134,7 @@ func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, 
 		}
 		setProbe(&v.Status.Probes[i], v1alpha1.ProbeUnsupported, p.Hazard, p.HazardMessage)
 		v.Status.State, v.Status.Reason = v1alpha1.WorkloadUnsupported, p.Hazard
-		v.Status.Message = fmt.Sprintf("the rewrite is enabled, but it breaks container %q %s probe: %s", p.Container, kindWord(p.Kind), p.HazardMessage)
+		v.Status.Message = fmt.Sprintf("the rewrite is enabled, but it breaks container %q %s probe: %s", p.Container, strings.ToLower(string(p.Kind)), p.HazardMessage)
 	}
 	return v
 }
@@ -206,17 +207,6 @@ func setRedirectable(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, s
 
 func setProbe(ps *v1alpha1.ProbeStatus, state v1alpha1.ProbeState, reason v1alpha1.StatusReason, message string) {
 	ps.State, ps.Reason, ps.Message = state, reason, truncate(message, v1alpha1.MaxMessageLength)
-}
-
-func kindWord(k v1alpha1.ProbeKind) string {
-	switch k {
-	case v1alpha1.ProbeReadiness:
-		return "readiness"
-	case v1alpha1.ProbeLiveness:
-		return "liveness"
-	default:
-		return "startup"
-	}
 }
 
 // startedAt is when the operator started the recorded rollout; zero (never expires) when unknown.
