@@ -327,6 +327,13 @@ type UnhealthyPod struct {
 	// +kubebuilder:validation:MaxLength=253
 	Workload string `json:"workload,omitempty"`
 
+	// container is the container whose probe failed, from the latest event's
+	// involvedObject.fieldPath. Failures of the mesh's own sidecar (istio-proxy) are never listed.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Container string `json:"container,omitempty"`
+
 	// probeKind is the kind of probe that failed, parsed from the event message.
 	// +optional
 	ProbeKind ProbeKind `json:"probeKind,omitempty"`

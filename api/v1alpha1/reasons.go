@@ -157,4 +157,10 @@ const (
 	// StatusReasonInvalidKubeAppProbers: ISTIO_KUBE_APP_PROBERS is not a document the agent accepts;
 	// the agent's status server then fails to start.
 	StatusReasonInvalidKubeAppProbers StatusReason = "InvalidKubeAppProbers"
+	// StatusReasonAddedAfterInjection (probe, and workload when every probe left unrewritten is
+	// one): the container exists only on the live pods, not in the template. A mutating webhook
+	// that ran after Istio's injector added it, so Istio never saw its probe; Istio revisits such
+	// pods only with sidecarInjectorWebhook.reinvocationPolicy IfNeeded (istio/istio#36353;
+	// manifests/charts/istio-control/istio-discovery/values.yaml).
+	StatusReasonAddedAfterInjection StatusReason = "AddedAfterInjection"
 )

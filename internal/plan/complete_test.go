@@ -578,3 +578,35 @@ func TestIdleMeansIdle(t *testing.T) {
 func startupProbe(h corev1.ProbeHandler) containerOption {
 	return func(c *corev1.Container) { c.StartupProbe = &corev1.Probe{ProbeHandler: h} }
 }
+
+// TestSidecarProbeFailuresAreNotTheApps: the kubelet reports istio-proxy's own readiness probe
+// (15021) failing on most pod starts. Those events name the container in involvedObject.fieldPath;
+// they never make the app's ProbesHealthy False, and the app's own failures name their container.
+func TestSidecarProbeFailuresAreNotTheApps(t *testing.T) {
+	g := NewWithT(t)
+	web := deployment("web")
+	pod := livePod(t, web, "x1")
+	in := input(policy(), web)
+	in.Pods = []*corev1.Pod{pod}
+	inContainer := func(e corev1.Event, fieldPath string) corev1.Event {
+		e.InvolvedObject.FieldPath = fieldPath
+		return e
+	}
+	sidecar := inContainer(unhealthyEvent(pod.Name, "Readiness probe failed: Get \"http://10.0.0.7:15021/healthz/ready\": dial tcp 10.0.0.7:15021: connect: connection refused", 4, now.Add(-time.Minute)),
+		"spec.containers{istio-proxy}")
+	nativeSidecar := inContainer(unhealthyEvent(pod.Name, "Startup probe failed: HTTP probe failed with statuscode: 503", 1, now.Add(-30*time.Second)),
+		"spec.initContainers{istio-proxy}")
+	in.Events = []corev1.Event{sidecar, nativeSidecar}
+
+	_, out := decide(in)
+	g.Expect(out.Status.UnhealthyPods).To(BeEmpty())
+	g.Expect(condition(out.Status, v1alpha1.ConditionProbesHealthy)).To(haveCondition(metav1.ConditionTrue, v1alpha1.ReasonNoUnhealthyEvents))
+
+	app := inContainer(unhealthyEvent(pod.Name, "Readiness probe failed: HTTP probe failed with statuscode: 500", 2, now.Add(-2*time.Minute)),
+		"spec.containers{web}")
+	in.Events = append(in.Events, app)
+	_, out = decide(in)
+	g.Expect(out.Status.UnhealthyPods).To(ConsistOf(And(HaveField("Container", "web"), HaveField("Count", BeEquivalentTo(2)),
+		HaveField("ProbeKind", v1alpha1.ProbeReadiness), HaveField("LastMessage", "Readiness probe failed: HTTP probe failed with statuscode: 500"))))
+	g.Expect(condition(out.Status, v1alpha1.ConditionProbesHealthy)).To(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonUnhealthyPods))
+}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
 	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
@@ -237,9 +238,12 @@ func unhealthyReport(in Input, verdicts []Verdict) UnhealthyReport {
 	}
 	// A pod recreated under the same name (StatefulSets do that) must not inherit the events of
 	// its predecessor.
+	// The sidecar's own probe (istio-proxy's readiness on 15021) fails on most pod starts; it says
+	// nothing about the app's probes, so it never counts against them.
 	var events []corev1.Event
 	for _, e := range in.Events {
-		if pod, ok := owners[e.InvolvedObject.Name]; ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == pod.UID) {
+		pod, ok := owners[e.InvolvedObject.Name]
+		if ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == pod.UID) && unhealthy.ContainerOf(&e) != mesh.ProxyContainerName {
 			events = append(events, e)
 		}
 	}
@@ -248,7 +252,7 @@ func unhealthyReport(in Input, verdicts []Verdict) UnhealthyReport {
 	for name, r := range records {
 		ref := refs[name]
 		report.Pods = append(report.Pods, v1alpha1.UnhealthyPod{
-			Pod: r.Pod, WorkloadKind: ref.Kind, Workload: ref.Name,
+			Pod: r.Pod, WorkloadKind: ref.Kind, Workload: ref.Name, Container: r.Container,
 			ProbeKind: r.ProbeKind, Count: r.Count, LastMessage: truncate(r.Message, v1alpha1.MaxMessageLength),
 			LastSeen: ptr.To(metav1.NewTime(r.LastSeen.Truncate(time.Second))),
 		})

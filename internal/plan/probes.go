@@ -144,3 +144,70 @@ func worse(a, b v1alpha1.ProbeState) v1alpha1.ProbeState {
 	}
 	return a
 }
+
+// liveProbes are the probes found on the live pods of a workload but not in its template.
+type liveProbes struct {
+	statuses []v1alpha1.ProbeStatus
+	needs    []Need
+	// worst is the worst of their states among Rewritten and NotRewritten (Rewritten for none).
+	worst v1alpha1.ProbeState
+	// unrewritten names the containers with a probe that needs redirecting and was not rewritten.
+	unrewritten []string
+}
+
+// liveOnlyProbes lists the probes of containers that exist only on the workload's current live
+// pods (added by another mutating webhook), each once, with whether it needs redirecting under
+// spec and whether Istio rewrote it. Istio rewrites only the probes of containers present when its
+// injector runs (istio/istio pkg/kube/inject/webhook.go, applyRewrite over the pod it was given),
+// so a container added later keeps its original probe unless the injector is reinvoked.
+func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Probe, pods podsOfWorkload, meshStatusPort int32, modes mtls.Workload) liveProbes {
+	out := liveProbes{worst: v1alpha1.ProbeRewritten}
+	known := map[probes.Key]bool{}
+	for _, p := range template {
+		known[p.Key()] = true
+	}
+	for _, pod := range pods.current {
+		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
+		verification := probes.VerifyPod(&pod.Spec, port)
+		for _, p := range probes.Analyze(&pod.Spec, port) {
+			if known[p.Key()] {
+				continue
+			}
+			known[p.Key()] = true
+			ps := v1alpha1.ProbeStatus{Container: p.Container, Kind: p.Kind, Handler: p.Handler,
+				Original: truncate(p.Original, v1alpha1.MaxTargetLength), State: v1alpha1.ProbeNotNeeded}
+			pv, verified := verification.Probes[p.Key()]
+			n := needOf(spec, p, modes)
+			switch {
+			case p.Handler == v1alpha1.HandlerExec:
+				setProbe(&ps, v1alpha1.ProbeNotNeeded, n.reason, n.message)
+			case verified && pv.Rewritten:
+				// Istio was reinvoked after the other webhook (reinvocationPolicy IfNeeded).
+				ps.Original = truncate(pv.Original, v1alpha1.MaxTargetLength)
+				ps.Rewritten = truncate(pv.Target, v1alpha1.MaxTargetLength)
+				setProbe(&ps, v1alpha1.ProbeRewritten, v1alpha1.StatusReasonVerifiedOnPods,
+					fmt.Sprintf("container %q exists only on the live pods; its probe was rewritten on pod %s", p.Container, pod.Name))
+			case n.needed:
+				ps.MTLSMode = portMode(p, modes)
+				setProbe(&ps, v1alpha1.ProbeNotRewritten, v1alpha1.StatusReasonAddedAfterInjection,
+					fmt.Sprintf("container %q exists only on the live pods (pod %s): a mutating webhook added it after Istio's injector ran, so its probe was not rewritten and %s; "+
+						"set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded", p.Container, pod.Name, n.message))
+				out.needs = append(out.needs, Need{Reason: n.reason, Message: n.message})
+				out.statuses = append(out.statuses, ps)
+				out.worst = v1alpha1.ProbeNotRewritten
+				if !slices.Contains(out.unrewritten, p.Container) {
+					out.unrewritten = append(out.unrewritten, p.Container)
+				}
+				continue
+			default:
+				ps.MTLSMode = portMode(p, modes)
+				setProbe(&ps, v1alpha1.ProbeNotNeeded, n.reason, n.message)
+			}
+			// A rewritten probe is read back as its rewrite (an httpGet on the status port), so
+			// its need is not known here.
+			out.needs = append(out.needs, Need{})
+			out.statuses = append(out.statuses, ps)
+		}
+	}
+	return out
+}

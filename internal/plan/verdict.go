@@ -7,6 +7,7 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
 )
@@ -56,7 +57,7 @@ func judge(in Input, w Workload) Verdict {
 		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
 			settings.StatusPortErr.Error())
 	case v.Annotated:
-		return annotated(in, w, v, record, analysed)
+		return annotated(in, w, v, record, analysed, modes)
 	case !anyNeeded:
 		v.Status.State, v.Status.Reason = v1alpha1.WorkloadNotNeeded, v1alpha1.StatusReasonNoProbeNeedsRedirect
 		v.Status.Message = "no probe needs redirecting"
@@ -116,16 +117,26 @@ func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended boo
 
 // annotated is the verdict on a workload whose template enables the rewrite: it follows the
 // rollout, verifies the rewrite on the live pods, and reports hazards someone else enabled.
-func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe) Verdict {
+func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe, modes mtls.Workload) Verdict {
 	var minGeneration int64
 	if record != nil {
 		minGeneration = record.Generation
 	}
 	progress := w.Progress(minGeneration)
-	verified := verifyOnPods(v.Status.Probes, analysed, livePods(in, v.Ref), in.Config.StatusPort, progress.Complete)
-	v = followRollout(v, record, progress, verified, w.ManagedByOperator, in.Now, progressDeadline(in.Policy.Spec))
+	pods := livePods(in, v.Ref)
+	verified := verifyOnPods(v.Status.Probes, analysed, pods, in.Config.StatusPort, progress.Complete)
+	extra := liveOnlyProbes(in.Policy.Spec, analysed, pods, in.Config.StatusPort, modes)
+	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
+	v.Needs = append(v.Needs, extra.needs...)
+	v = followRollout(v, record, progress, worse(verified, extra.worst), w.ManagedByOperator, in.Now, progressDeadline(in.Policy.Spec))
 	if v.Status.State == v1alpha1.WorkloadRolloutFailed {
 		return v
+	}
+	if v.Status.Reason == v1alpha1.StatusReasonNotRewrittenByMesh && verified != v1alpha1.ProbeNotRewritten {
+		// Every probe left unrewritten belongs to a container the template does not have.
+		v.Status.Reason = v1alpha1.StatusReasonAddedAfterInjection
+		v.Status.Message = fmt.Sprintf("container(s) %s exist only on the live pods: a mutating webhook added them after Istio's injector ran, so their probes were not rewritten; "+
+			"set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded, or put the containers in the template", strings.Join(extra.unrewritten, ", "))
 	}
 	// Someone else enabled the rewrite on a template whose probes it breaks: say so.
 	for i, p := range analysed {

@@ -44,6 +44,9 @@ type Record struct {
 	Pod string
 	// ProbeKind is the probe named by the latest event's message, or "" when it names none.
 	ProbeKind v1alpha1.ProbeKind
+	// Container is the container whose probe failed, read from the latest event's
+	// involvedObject.fieldPath; "" when the event names none.
+	Container string
 	// Count is the sum of Count over the pod's events in the window.
 	Count int32
 	// Message is the latest event's message, truncated to MaxMessageBytes on a UTF-8 boundary.
@@ -104,12 +107,28 @@ func Summarize(events []corev1.Event, now time.Time, window time.Duration) map[s
 		rec.Count = addSaturating(rec.Count, Count(e))
 		if !exists || !seen.Before(rec.LastSeen) {
 			rec.ProbeKind, _ = ParseProbeKind(e.Message)
+			rec.Container = ContainerOf(e)
 			rec.Message = truncate(e.Message, MaxMessageBytes)
 			rec.LastSeen = seen
 		}
 		records[pod] = rec
 	}
 	return records
+}
+
+// ContainerOf reads the container an event is about from its involvedObject.fieldPath, which the
+// kubelet sets to "spec.containers{<name>}", "spec.initContainers{<name>}" or
+// "spec.ephemeralContainers{<name>}" for probe events (kubernetes pkg/kubelet/container/ref.go,
+// fieldPath, used by GenerateContainerRef). It returns "" for any other fieldPath.
+func ContainerOf(e *corev1.Event) string {
+	for _, prefix := range []string{"spec.containers{", "spec.initContainers{", "spec.ephemeralContainers{"} {
+		if name, ok := strings.CutPrefix(e.InvolvedObject.FieldPath, prefix); ok {
+			if name, ok := strings.CutSuffix(name, "}"); ok && name != "" && !strings.ContainsAny(name, "{}") {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // LastSeen is when e was last observed: Series.LastObservedTime if set, else LastTimestamp, else

@@ -179,7 +179,7 @@ func TestSummarize(t *testing.T) {
 			events: []corev1.Event{event("web-1", time.Minute, 4, readiness)},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: 4, Message: readiness, LastSeen: now.Add(-time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 4, Message: readiness, LastSeen: now.Add(-time.Minute)},
 			},
 		},
 		{
@@ -191,7 +191,18 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: 8, Message: readiness, LastSeen: now.Add(-30 * time.Second)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 8, Message: readiness, LastSeen: now.Add(-30 * time.Second)},
+			},
+		},
+		{
+			name: "the container comes from the latest event's fieldPath",
+			events: []corev1.Event{
+				event("web-1", 2*time.Minute, 1, liveness),
+				event("web-1", time.Minute, 1, readiness, func(e *corev1.Event) { e.InvolvedObject.FieldPath = "spec.initContainers{db-proxy}" }),
+			},
+			window: window,
+			want: map[string]Record{
+				"web-1": {Pod: "web-1", Container: "db-proxy", ProbeKind: v1alpha1.ProbeReadiness, Count: 2, Message: readiness, LastSeen: now.Add(-time.Minute)},
 			},
 		},
 		{
@@ -202,7 +213,7 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", Count: 2, Message: "Container is unhealthy", LastSeen: now.Add(-time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", Count: 2, Message: "Container is unhealthy", LastSeen: now.Add(-time.Minute)},
 			},
 		},
 		{
@@ -213,7 +224,7 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: 2, Message: readiness, LastSeen: now.Add(-time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 2, Message: readiness, LastSeen: now.Add(-time.Minute)},
 			},
 		},
 		{
@@ -224,8 +235,8 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-time.Minute)},
-				"web-2": {Pod: "web-2", ProbeKind: v1alpha1.ProbeLiveness, Count: 3, Message: liveness, LastSeen: now.Add(-2 * time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-time.Minute)},
+				"web-2": {Pod: "web-2", Container: "app", ProbeKind: v1alpha1.ProbeLiveness, Count: 3, Message: liveness, LastSeen: now.Add(-2 * time.Minute)},
 			},
 		},
 		{
@@ -237,7 +248,7 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: 9, Message: readiness, LastSeen: now.Add(-time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 9, Message: readiness, LastSeen: now.Add(-time.Minute)},
 			},
 		},
 		{
@@ -250,7 +261,7 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-3 * time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-3 * time.Minute)},
 			},
 		},
 		{
@@ -262,7 +273,7 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"inside": {Pod: "inside", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-window + time.Nanosecond)},
+				"inside": {Pod: "inside", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-window + time.Nanosecond)},
 			},
 		},
 		{
@@ -273,7 +284,7 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(-time.Minute)},
 			},
 		},
 		{
@@ -285,8 +296,8 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"now":    {Pod: "now", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now},
-				"skewed": {Pod: "skewed", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(time.Minute)},
+				"now":    {Pod: "now", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now},
+				"skewed": {Pod: "skewed", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: 1, Message: readiness, LastSeen: now.Add(time.Minute)},
 			},
 		},
 		{
@@ -327,7 +338,7 @@ func TestSummarize(t *testing.T) {
 			},
 			window: window,
 			want: map[string]Record{
-				"web-1": {Pod: "web-1", ProbeKind: v1alpha1.ProbeReadiness, Count: math.MaxInt32, Message: readiness, LastSeen: now.Add(-time.Minute)},
+				"web-1": {Pod: "web-1", Container: "app", ProbeKind: v1alpha1.ProbeReadiness, Count: math.MaxInt32, Message: readiness, LastSeen: now.Add(-time.Minute)},
 			},
 		},
 	}
@@ -440,4 +451,23 @@ func TestNextExpiryDropsRecordFromSummary(t *testing.T) {
 	g.Expect(later).To(HaveLen(1))
 	g.Expect(later).To(HaveKey("web-1"))
 	g.Expect(Summarize(events, next.Add(-time.Nanosecond), window)).To(HaveLen(2))
+}
+
+func TestContainerOf(t *testing.T) {
+	tests := []struct{ fieldPath, want string }{
+		{"spec.containers{web}", "web"},
+		{"spec.containers{istio-proxy}", "istio-proxy"},
+		{"spec.initContainers{istio-proxy}", "istio-proxy"},
+		{"spec.ephemeralContainers{debugger}", "debugger"},
+		{"spec.containers[0]", ""},
+		{"spec.containers{}", ""},
+		{"spec.containers{web", ""},
+		{"spec.containers{a}{b}", ""},
+		{"", ""},
+		{"metadata.name", ""},
+	}
+	for _, tt := range tests {
+		e := &corev1.Event{InvolvedObject: corev1.ObjectReference{Kind: "Pod", FieldPath: tt.fieldPath}}
+		NewWithT(t).Expect(ContainerOf(e)).To(Equal(tt.want), tt.fieldPath)
+	}
 }
