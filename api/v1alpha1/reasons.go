@@ -77,6 +77,13 @@ const (
 	// StatusReasonStatusPortDisabled: status.sidecar.istio.io/port is "0", so no status server runs
 	// and nothing answers the rewritten probe.
 	StatusReasonStatusPortDisabled StatusReason = "StatusPortDisabled"
+	// StatusReasonStartupProbeBeforeSidecar: an init container with restartPolicy Always (a native
+	// sidecar of the app's own) has a startup probe, and istio-proxy runs as an ordinary container
+	// (native sidecars off). Istio rewrites init containers' probes too, but an ordinary
+	// istio-proxy starts only after every init container's startup probe passed, so nothing serves
+	// the rewritten probe and the pod never leaves initialisation (istio/istio
+	// pkg/kube/inject/app_probe.go, patchRewriteProbe over InitContainers; Kubernetes KEP-753).
+	StatusReasonStartupProbeBeforeSidecar StatusReason = "StartupProbeBeforeSidecar"
 	// StatusReasonWorkloadUnsupported (probe): the probe could be redirected, but another probe of
 	// the same workload cannot, so the workload is left untouched.
 	StatusReasonWorkloadUnsupported StatusReason = "WorkloadUnsupported"

@@ -20,7 +20,24 @@ type Template struct {
 	StatusPort int32
 	// StatusPortErr is set when StatusPortAnnotation is not a port number.
 	StatusPortErr error
+	// NativeSidecar is true when istio-proxy is injected as a native sidecar (an init container
+	// with restartPolicy Always) and false when it is an ordinary container; NativeSidecarSource
+	// says where that was read.
+	NativeSidecar       bool
+	NativeSidecarSource NativeSidecarSource
 }
+
+// NativeSidecarSource says how Template.NativeSidecar was decided.
+type NativeSidecarSource string
+
+const (
+	// NativeSidecarFromAnnotation: the template's NativeSidecarAnnotation decides.
+	NativeSidecarFromAnnotation NativeSidecarSource = "annotation"
+	// NativeSidecarFromLivePods: the workload's live pods show where istio-proxy is.
+	NativeSidecarFromLivePods NativeSidecarSource = "live pods"
+	// NativeSidecarAssumed: nothing says; the newest Istio behaviour is assumed (on).
+	NativeSidecarAssumed NativeSidecarSource = "assumed"
+)
 
 // ReadTemplate reads template's mesh settings in a namespace with namespaceLabels. meshStatusPort
 // is the mesh-wide default status port (DefaultStatusPort unless the operator was told otherwise).
@@ -36,5 +53,34 @@ func ReadTemplate(namespaceLabels map[string]string, template *corev1.PodTemplat
 	}
 	t.Rewrite, t.RewriteRaw = ReadRewriteSetting(template.Annotations)
 	t.StatusPort, t.StatusPortErr = StatusPort(template.Annotations, meshStatusPort)
+	t.NativeSidecar, t.NativeSidecarSource = true, NativeSidecarAssumed
+	if value, ok := template.Annotations[NativeSidecarAnnotation]; ok {
+		t.NativeSidecar, t.NativeSidecarSource = value != "false", NativeSidecarFromAnnotation
+	}
 	return t
+}
+
+// NativeSidecarAnnotation chooses, per pod, whether istio-proxy is injected as a native sidecar.
+// Istio's injection template reads it as `ne "false"`: only exactly "false" turns native
+// sidecars off, any other value turns them on, and it wins over the mesh-wide
+// ENABLE_NATIVE_SIDECARS (istio/istio manifests/charts/istio-control/istio-discovery/files/
+// injection-template.yaml; the annotation exists from Istio 1.24). Without it the mesh decides:
+// off by default before Istio 1.27; from 1.27 "auto", which is on when every node's kubelet is
+// 1.33 or newer (pkg/kube/inject/webhook.go, DetectNativeSidecar).
+const NativeSidecarAnnotation = "sidecar.istio.io/nativeSidecar"
+
+// NativeSidecarOnPod reports where a live pod's istio-proxy is: native is true when it is an init
+// container, and found is false when the pod has no istio-proxy.
+func NativeSidecarOnPod(spec *corev1.PodSpec) (native, found bool) {
+	for _, c := range spec.InitContainers {
+		if c.Name == ProxyContainerName {
+			return true, true
+		}
+	}
+	for _, c := range spec.Containers {
+		if c.Name == ProxyContainerName {
+			return false, true
+		}
+	}
+	return false, false
 }

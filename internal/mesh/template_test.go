@@ -49,3 +49,30 @@ func TestReadTemplate(t *testing.T) {
 		})
 	}
 }
+
+func TestNativeSidecar(t *testing.T) {
+	tests := []struct {
+		annotations map[string]string
+		native      bool
+		source      NativeSidecarSource
+	}{
+		{nil, true, NativeSidecarAssumed},
+		{map[string]string{NativeSidecarAnnotation: "false"}, false, NativeSidecarFromAnnotation},
+		{map[string]string{NativeSidecarAnnotation: "true"}, true, NativeSidecarFromAnnotation},
+		// The injection template compares with `ne "false"`.
+		{map[string]string{NativeSidecarAnnotation: "False"}, true, NativeSidecarFromAnnotation},
+		{map[string]string{NativeSidecarAnnotation: "no"}, true, NativeSidecarFromAnnotation},
+	}
+	for _, tt := range tests {
+		got := ReadTemplate(nil, &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: tt.annotations}}, DefaultStatusPort)
+		NewWithT(t).Expect([]any{got.NativeSidecar, got.NativeSidecarSource}).To(Equal([]any{tt.native, tt.source}), "%v", tt.annotations)
+	}
+
+	g := NewWithT(t)
+	native, found := NativeSidecarOnPod(&corev1.PodSpec{InitContainers: []corev1.Container{{Name: "istio-proxy"}}, Containers: []corev1.Container{{Name: "app"}}})
+	g.Expect([]bool{native, found}).To(Equal([]bool{true, true}))
+	native, found = NativeSidecarOnPod(&corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}, {Name: "istio-proxy"}}})
+	g.Expect([]bool{native, found}).To(Equal([]bool{false, true}))
+	_, found = NativeSidecarOnPod(&corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}})
+	g.Expect(found).To(BeFalse())
+}

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ func judge(in Input, w Workload) Verdict {
 	settings := mesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort)
 	modes := in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
 	analysed := probes.Analyze(&template.Spec, settings.StatusPort)
+	probes.MarkStartupBeforeProxy(analysed, nativeSidecar(in, ref, settings))
 	needs := make([]need, len(analysed))
 	v.Needs = make([]Need, len(analysed))
 	anyNeeded := false
@@ -58,6 +60,12 @@ func judge(in Input, w Workload) Verdict {
 			settings.StatusPortErr.Error())
 	case v.Annotated:
 		return annotated(in, w, v, record, analysed, modes)
+	case hasHazard(analysed, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
+		// The mesh's own default rewrites probes in stock Istio, so this breaks with or without
+		// the operator, and whether or not a probe needs redirecting.
+		p := analysed[slices.IndexFunc(analysed, func(p probes.Probe) bool { return p.Hazard == v1alpha1.StatusReasonStartupProbeBeforeSidecar })]
+		return leftAloneForHazard(v, analysed, needs, p,
+			"wherever Istio rewrites probes (its default, or the annotation the operator would add) the pods never start; the operator does not annotate the workload")
 	case !anyNeeded:
 		v.Status.State, v.Status.Reason = v1alpha1.WorkloadNotNeeded, v1alpha1.StatusReasonNoProbeNeedsRedirect
 		v.Status.Message = "no probe needs redirecting"
@@ -89,18 +97,7 @@ func leftAlone(v Verdict, analysed []probes.Probe, state v1alpha1.WorkloadState,
 // rewrite annotation yet: a hazard leaves it untouched, otherwise it is queued (or suspended).
 func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended bool) Verdict {
 	if i := firstHazard(analysed); i >= 0 {
-		p := analysed[i]
-		v.Status.State, v.Status.Reason = v1alpha1.WorkloadUnsupported, p.Hazard
-		v.Status.Message = fmt.Sprintf("container %q %s probe: %s; the operator does not annotate the workload", p.Container, strings.ToLower(string(p.Kind)), p.HazardMessage)
-		for j, q := range analysed {
-			switch {
-			case q.Hazard != "":
-				setProbe(&v.Status.Probes[j], v1alpha1.ProbeUnsupported, q.Hazard, q.HazardMessage)
-			case needs[j].needed:
-				setProbe(&v.Status.Probes[j], v1alpha1.ProbePendingRollout, v1alpha1.StatusReasonWorkloadUnsupported, "another probe of the workload cannot be redirected safely")
-			}
-		}
-		return v
+		return leftAloneForHazard(v, analysed, needs, analysed[i], "the operator does not annotate the workload")
 	}
 	state, reason, message := v1alpha1.WorkloadQueued, v1alpha1.StatusReasonQueued, "waiting to be annotated"
 	if suspended {
@@ -196,6 +193,38 @@ func followRollout(v Verdict, record *v1alpha1.RolloutRecord, progress rollout.P
 		}
 	}
 	return v
+}
+
+// leftAloneForHazard is the verdict on a workload the operator does not annotate because
+// redirecting probe p (the first hazard) would break it; consequence ends the message.
+func leftAloneForHazard(v Verdict, analysed []probes.Probe, needs []need, p probes.Probe, consequence string) Verdict {
+	v.Status.State, v.Status.Reason = v1alpha1.WorkloadUnsupported, p.Hazard
+	v.Status.Message = fmt.Sprintf("container %q %s probe: %s; %s", p.Container, strings.ToLower(string(p.Kind)), p.HazardMessage, consequence)
+	for j, q := range analysed {
+		switch {
+		case q.Hazard != "":
+			setProbe(&v.Status.Probes[j], v1alpha1.ProbeUnsupported, q.Hazard, q.HazardMessage)
+		case needs[j].needed:
+			setProbe(&v.Status.Probes[j], v1alpha1.ProbePendingRollout, v1alpha1.StatusReasonWorkloadUnsupported, "another probe of the workload cannot be redirected safely")
+		}
+	}
+	return v
+}
+
+func hasHazard(analysed []probes.Probe, hazard v1alpha1.StatusReason) bool {
+	return slices.ContainsFunc(analysed, func(p probes.Probe) bool { return p.Hazard == hazard })
+}
+
+// nativeSidecar says whether istio-proxy runs as a native sidecar in the workload's pods: the
+// live pods are the best evidence, then the template's annotation, then Istio's newest default.
+func nativeSidecar(in Input, ref Ref, settings mesh.Template) bool {
+	pods := livePods(in, ref)
+	for _, pod := range slices.Concat(pods.current, pods.old) {
+		if native, found := mesh.NativeSidecarOnPod(&pod.Spec); found {
+			return native
+		}
+	}
+	return settings.NativeSidecar
 }
 
 func firstHazard(analysed []probes.Probe) int {

@@ -236,3 +236,27 @@ func RewrittenTarget(p Probe, statusPort int32) string {
 	}
 	return ""
 }
+
+// MarkStartupBeforeProxy marks, when istio-proxy runs as an ordinary container (nativeSidecar
+// false), the HTTP, TCP and gRPC startup probes of init containers with the hazard
+// StatusReasonStartupProbeBeforeSidecar, unless they already carry one. Only init containers
+// with restartPolicy Always can declare probes, and the kubelet starts the pod's ordinary
+// containers, istio-proxy among them, only after each such startup probe passed; Istio rewrites
+// the probe to istio-proxy's status port all the same (app_probe.go, patchRewriteProbe), so the
+// probe can never pass. With native sidecars istio-proxy is itself an init container placed first
+// (webhook.go, reorderPod), and the probe works.
+func MarkStartupBeforeProxy(analysed []Probe, nativeSidecar bool) {
+	if nativeSidecar {
+		return
+	}
+	for i := range analysed {
+		p := &analysed[i]
+		if !p.Init || p.Kind != v1alpha1.ProbeStartup || p.Handler == v1alpha1.HandlerExec || p.Hazard != "" {
+			continue
+		}
+		p.Hazard = v1alpha1.StatusReasonStartupProbeBeforeSidecar
+		p.HazardMessage = fmt.Sprintf("The startup probe of init container %q would be redirected to istio-proxy, but istio-proxy runs as an ordinary container, "+
+			"which starts only after this probe passed, so the pod would never leave initialisation; turn native sidecars on (%s: \"true\") or drop that startup probe.",
+			p.Container, mesh.NativeSidecarAnnotation)
+	}
+}

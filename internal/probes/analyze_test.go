@@ -288,3 +288,34 @@ func TestRewrittenTarget(t *testing.T) {
 		})
 	}
 }
+
+func TestMarkStartupBeforeProxy(t *testing.T) {
+	g := NewWithT(t)
+	always := corev1.ContainerRestartPolicyAlways
+	spec := &corev1.PodSpec{
+		InitContainers: []corev1.Container{
+			{Name: "db-proxy", RestartPolicy: &always, StartupProbe: httpProbe(intstr.FromInt32(9801), "/started"),
+				ReadinessProbe: tcpProbe(intstr.FromInt32(9801))},
+			{Name: "exec-sidecar", RestartPolicy: &always, StartupProbe: execProbe("true")},
+		},
+		Containers: []corev1.Container{{Name: "app", StartupProbe: httpProbe(intstr.FromInt32(8080), "/started")}},
+	}
+	hazards := func(native bool) map[string]v1alpha1.StatusReason {
+		analysed := Analyze(spec, 15020)
+		MarkStartupBeforeProxy(analysed, native)
+		out := map[string]v1alpha1.StatusReason{}
+		for _, p := range analysed {
+			out[p.Container+"/"+string(p.Kind)] = p.Hazard
+		}
+		return out
+	}
+	g.Expect(hazards(false)).To(Equal(map[string]v1alpha1.StatusReason{
+		"app/Startup":          "", // an ordinary container starts alongside istio-proxy
+		"db-proxy/Readiness":   "", // readiness does not hold back the pod's start
+		"db-proxy/Startup":     v1alpha1.StatusReasonStartupProbeBeforeSidecar,
+		"exec-sidecar/Startup": "", // exec probes are not rewritten
+	}))
+	for key, hazard := range hazards(true) {
+		g.Expect(hazard).To(BeEmpty(), key)
+	}
+}
