@@ -77,6 +77,20 @@ const (
 	// StatusReasonStatusPortDisabled: status.sidecar.istio.io/port is "0", so no status server runs
 	// and nothing answers the rewritten probe.
 	StatusReasonStatusPortDisabled StatusReason = "StatusPortDisabled"
+	// StatusReasonTCPHostIgnored: tcpSocket.host is set. The rewrite replaces the probe with an
+	// httpGet to the agent, and the agent dials the pod's own IP, never that host, so the probe
+	// would stop checking what it was written to check (istio/istio pkg/kube/inject/app_probe.go,
+	// convertProbe; pilot/cmd/pilot-agent/status/server.go, the TCP prober dials the pod IP).
+	StatusReasonTCPHostIgnored StatusReason = "TCPHostIgnored"
+	// StatusReasonPortIsStatusPort: the probe targets the sidecar's status port itself. Istio takes
+	// a probe on the mesh status port for one it already rewrote and leaves it out of
+	// ISTIO_KUBE_APP_PROBERS (app_probe.go, DumpAppProbers: "Already is rewritten"), so the agent
+	// has no original probe to run; the app cannot listen there either.
+	StatusReasonPortIsStatusPort StatusReason = "PortIsStatusPort"
+	// StatusReasonReservedPort: the probe targets a port Istio's sidecar reserves (15000, 15001,
+	// 15004, 15006, 15008, 15009, 15021, 15053, 15090; istio.io "Application Requirements", Ports
+	// used by Istio): it checks the sidecar, not the app, before and after the rewrite.
+	StatusReasonReservedPort StatusReason = "ReservedPort"
 	// StatusReasonStartupProbeBeforeSidecar: an init container with restartPolicy Always (a native
 	// sidecar of the app's own) has a startup probe, and istio-proxy runs as an ordinary container
 	// (native sidecars off). Istio rewrites init containers' probes too, but an ordinary

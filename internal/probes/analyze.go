@@ -145,9 +145,20 @@ func describe(c *corev1.Container, init bool, kind v1alpha1.ProbeKind, pr *corev
 //
 // statusPort is the effective status port (see mesh.StatusPort). When a probe
 // has several hazards, the first of StatusPortDisabled (statusPort 0, on every
-// HTTP, TCP and GRPC probe), HostSet (httpGet.host set) and
+// HTTP, TCP and GRPC probe), HostSet (httpGet.host set), TCPHostIgnored
+// (tcpSocket.host set), PortIsStatusPort (the port is the status port or the
+// mesh default 15020), ReservedPort (another port Istio's sidecar reserves) and
 // NamedPortNotDeclared (the named port is not declared on the probe's own
 // container) is reported.
+//
+// The other fields of a probe keep their meaning through the rewrite, by Istio's
+// source (app_probe.go, rewriteHTTPGetAction and convertProbe; server.go): an
+// HTTPS scheme is kept in ISTIO_KUBE_APP_PROBERS and the agent calls the app over
+// HTTPS without verifying it, as the kubelet does; httpHeaders stay on the
+// kubelet probe and the agent copies every incoming header to the app request;
+// grpc.service is kept and the agent asks Health/Check for it; timeoutSeconds
+// stays on the kubelet probe and becomes the agent's timeout; the thresholds and
+// periods stay on the kubelet probe. None of them is a hazard.
 func Analyze(spec *corev1.PodSpec, statusPort int32) []Probe {
 	if spec == nil {
 		return nil
@@ -184,6 +195,17 @@ func setHazard(p *Probe, pr *corev1.Probe, resolved bool, statusPort int32, spec
 		p.Hazard = v1alpha1.StatusReasonHostSet
 		p.HazardMessage = fmt.Sprintf("%s sets httpGet.host %q, which Istio keeps, so the kubelet would call %s:%d%s instead of the pod's sidecar.",
 			what, pr.HTTPGet.Host, pr.HTTPGet.Host, statusPort, mesh.ProberPath(p.Container, p.Kind))
+	case pr.TCPSocket != nil && pr.TCPSocket.Host != "":
+		p.Hazard = v1alpha1.StatusReasonTCPHostIgnored
+		p.HazardMessage = fmt.Sprintf("%s dials host %q; the rewritten probe asks the sidecar, which dials the pod's own IP instead, so the probe would no longer check %s.",
+			what, pr.TCPSocket.Host, pr.TCPSocket.Host)
+	case resolved && p.Port != 0 && (p.Port == statusPort || p.Port == mesh.DefaultStatusPort) && !alreadyRewritten(pr, p):
+		p.Hazard = v1alpha1.StatusReasonPortIsStatusPort
+		p.HazardMessage = fmt.Sprintf("%s targets port %d, the sidecar's status port; Istio takes it for a probe it already rewrote and keeps no original probe for the agent to run.",
+			what, p.Port)
+	case resolved && reservedPorts[p.Port]:
+		p.Hazard = v1alpha1.StatusReasonReservedPort
+		p.HazardMessage = fmt.Sprintf("%s targets port %d, which Istio's sidecar reserves, so it checks the sidecar rather than the app.", what, p.Port)
 	case !resolved:
 		elsewhere := ""
 		if owner := portOwner(spec, p.PortName, p.Container); owner != "" {
@@ -194,6 +216,16 @@ func setHazard(p *Probe, pr *corev1.Probe, resolved bool, statusPort int32, spec
 			what, p.PortName, elsewhere, mesh.KubeAppProbersEnv)
 	}
 }
+
+// alreadyRewritten reports whether pr is Istio's own rewrite of p: an httpGet at p's
+// /app-health/... path, as in a template that `istioctl kube-inject` produced.
+func alreadyRewritten(pr *corev1.Probe, p *Probe) bool {
+	return pr.HTTPGet != nil && pr.HTTPGet.Path == mesh.ProberPath(p.Container, p.Kind)
+}
+
+// reservedPorts are the ports Istio's sidecar uses besides the status port (istio.io, Application
+// Requirements, "Ports used by Istio").
+var reservedPorts = map[int32]bool{15000: true, 15001: true, 15004: true, 15006: true, 15008: true, 15009: true, 15021: true, 15053: true, 15090: true}
 
 // portOwner returns the first other container that declares the named port.
 func portOwner(spec *corev1.PodSpec, name, except string) string {

@@ -319,3 +319,54 @@ func TestMarkStartupBeforeProxy(t *testing.T) {
 		g.Expect(hazard).To(BeEmpty(), key)
 	}
 }
+
+// TestFieldsTheRewriteChanges is issue 8, case 5: each probe field whose meaning the rewrite
+// changes has its own hazard; the fields Istio carries through (scheme, headers, gRPC service,
+// timeouts and thresholds) have none. The expectations follow Istio's app_probe.go and the
+// agent's server.go, as cited in the hazard reasons' documentation.
+func TestFieldsTheRewriteChanges(t *testing.T) {
+	headers := httpProbe(intstr.FromInt32(8080), "/ready")
+	headers.HTTPGet.HTTPHeaders = []corev1.HTTPHeader{{Name: "Host", Value: "web.example"}, {Name: "X-Probe", Value: "1"}}
+	https := httpProbe(intstr.FromInt32(8443), "/ready")
+	https.HTTPGet.Scheme = corev1.URISchemeHTTPS
+	timeouts := tcpProbe(intstr.FromInt32(8080))
+	timeouts.TimeoutSeconds, timeouts.PeriodSeconds, timeouts.FailureThreshold = 7, 3, 9
+	tcpHost := tcpProbe(intstr.FromInt32(5432))
+	tcpHost.TCPSocket.Host = "db.internal"
+	tests := []struct {
+		name   string
+		probe  *corev1.Probe
+		hazard v1alpha1.StatusReason
+	}{
+		{"httpGet.host", &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "10.0.0.1", Port: intstr.FromInt32(80)}}}, v1alpha1.StatusReasonHostSet},
+		{"tcpSocket.host", tcpHost, v1alpha1.StatusReasonTCPHostIgnored},
+		{"a port equal to the mesh status port", httpProbe(intstr.FromInt32(15020), "/stats/prometheus"), v1alpha1.StatusReasonPortIsStatusPort},
+		{"the sidecar's health port", httpProbe(intstr.FromInt32(15021), "/healthz/ready"), v1alpha1.StatusReasonReservedPort},
+		{"Envoy's Prometheus port over TCP", tcpProbe(intstr.FromInt32(15090)), v1alpha1.StatusReasonReservedPort},
+		{"Envoy's admin port over gRPC", grpcProbeOn(15000), v1alpha1.StatusReasonReservedPort},
+		{"HTTPS scheme: kept in the env, the agent calls HTTPS", https, ""},
+		{"httpHeaders, Host among them: forwarded by the agent", headers, ""},
+		{"gRPC service: kept and asked for", grpcProbe(ptr("foo")), ""},
+		{"timeouts and thresholds: kept on the kubelet probe", timeouts, ""},
+		{"a template istioctl kube-inject already rewrote", httpProbe(intstr.FromInt32(15020), "/app-health/web/readyz"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			spec := &corev1.PodSpec{Containers: []corev1.Container{{Name: "web", ReadinessProbe: tt.probe}}}
+			got := Analyze(spec, 15020)
+			g.Expect(got).To(HaveLen(1))
+			g.Expect(got[0].Hazard).To(Equal(tt.hazard), got[0].HazardMessage)
+			if tt.hazard != "" {
+				g.Expect(got[0].HazardMessage).NotTo(BeEmpty())
+			}
+		})
+	}
+	// The pod's own status port counts too.
+	got := Analyze(&corev1.PodSpec{Containers: []corev1.Container{{Name: "web", ReadinessProbe: tcpProbe(intstr.FromInt32(9999))}}}, 9999)
+	NewWithT(t).Expect(got[0].Hazard).To(Equal(v1alpha1.StatusReasonPortIsStatusPort))
+}
+
+func grpcProbeOn(port int32) *corev1.Probe {
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: port}}}
+}
