@@ -47,7 +47,7 @@ var (
 	}, policyLabels)
 	rolloutsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proberedirect_rollouts_started_total",
-		Help: "Rollouts the policy started by annotating a workload.",
+		Help: "Rollouts the policy started by annotating a workload, or by removing its annotation on deletion.",
 	}, policyLabels)
 	rolloutsCompleted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proberedirect_rollouts_completed_total",
@@ -74,7 +74,8 @@ func recordMetrics(p *v1alpha1.ProbeRedirectPolicy, outcome plan.Outcome) {
 	unhealthyPods.With(labels).Set(float64(summary.UnhealthyPods))
 	for _, e := range outcome.Events {
 		switch e.Reason {
-		case v1alpha1.EventRolloutStarted:
+		case v1alpha1.EventRolloutStarted, v1alpha1.EventRestored:
+			// A restore starts a rollout too; its completion and failure are counted below.
 			rolloutsStarted.With(labels).Inc()
 		case v1alpha1.EventRolloutComplete:
 			rolloutsCompleted.With(labels).Inc()

@@ -33,21 +33,26 @@ type Outcome struct {
 func Complete(d Decision, results map[Ref]ApplyResult) Outcome {
 	ctx := d.Policy
 	applied := applyResults(d.Verdicts, results, d.Restoring, ctx.Now, ctx.ProgressDeadline)
+	// The status shares no memory with the decision or the observed policy.
 	status := v1alpha1.ProbeRedirectPolicyStatus{
 		ObservedGeneration: ctx.Generation,
 		MTLSMode:           ctx.NamespaceMTLS,
-		UnhealthyPods:      d.Unhealthy.Pods,
+		UnhealthyPods:      deepCopies(d.Unhealthy.Pods),
 	}
 	status.Summary, status.Workloads, status.Rollouts = summarise(applied.verdicts)
 	status.Summary.UnhealthyPods = d.Unhealthy.Total
 	if d.InvalidSelector != "" {
 		// Nothing can be evaluated; keep the deadlines of rollouts already in flight.
-		status.Rollouts = ctx.Previous.Rollouts
+		status.Rollouts = deepCopies(ctx.Previous.Rollouts)
 	}
 	r := readinessOf(d.InvalidSelector, d.Restoring, applied.verdicts, applied.failures)
 	status.Conditions = conditions(ctx.Previous.Conditions, ctx.Generation, ctx.Now, r, probesHealthy(d.Unhealthy))
 
 	events := slices.Concat(d.Events, applied.events, rolloutFailures(ctx.Previous.Workloads, applied.verdicts), stalledEvent(ctx.Previous.Conditions, r))
+	for i := range events {
+		// events.k8s.io rejects a note over 1 KiB, and an API error can be longer.
+		events[i].Message = truncate(events[i].Message, v1alpha1.MaxMessageLength)
+	}
 	return Outcome{
 		Status:       status,
 		Events:       events,
@@ -185,7 +190,7 @@ func summarise(verdicts []Verdict) (v1alpha1.PolicySummary, []v1alpha1.WorkloadS
 			}
 		}
 		if v.Record != nil {
-			records = append(records, *v.Record)
+			records = append(records, *v.Record.DeepCopy())
 		}
 		entry := *v.Status.DeepCopy()
 		entry.Message = truncate(entry.Message, v1alpha1.MaxMessageLength)
@@ -365,4 +370,19 @@ func requeueAfter(now time.Time, moments ...time.Time) time.Duration {
 		}
 	}
 	return after
+}
+
+// deepCopies returns a deep copy of list (nil for an empty one).
+func deepCopies[T any, PT interface {
+	*T
+	DeepCopy() PT
+}](list []T) []T {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make([]T, len(list))
+	for i := range list {
+		out[i] = *PT(&list[i]).DeepCopy()
+	}
+	return out
 }

@@ -343,8 +343,7 @@ func selects(p *v1alpha1.ProbeRedirectPolicy, selector labels.Selector, w Worklo
 // findRecord returns a copy of the rollout record of ref, or nil.
 func findRecord(records []v1alpha1.RolloutRecord, ref Ref) *v1alpha1.RolloutRecord {
 	if i := slices.IndexFunc(records, ref.matches); i >= 0 {
-		r := records[i]
-		return &r
+		return records[i].DeepCopy()
 	}
 	return nil
 }

@@ -363,6 +363,38 @@ func TestCompleteIsPure(t *testing.T) {
 	g.Expect(first.RequeueAfter).To(Equal(time.Minute))
 }
 
+// TestOutcomeSharesNoMemory: changing an Outcome changes neither the Decision nor the policy it
+// was observed from.
+func TestOutcomeSharesNoMemory(t *testing.T) {
+	g := NewWithT(t)
+	started := metav1.NewTime(partsNow.Add(-time.Minute))
+	seen := metav1.NewTime(partsNow)
+	previous := []v1alpha1.RolloutRecord{{Kind: v1alpha1.KindDeployment, Name: "a", Generation: 2, StartedAt: &started}}
+	build := func() Decision {
+		return Decision{
+			InvalidSelector: "bad",
+			Policy:          PolicyContext{Generation: 2, Now: partsNow, Previous: v1alpha1.ProbeRedirectPolicyStatus{Rollouts: previous}},
+			Unhealthy: UnhealthyReport{Total: 1, Pods: []v1alpha1.UnhealthyPod{{Pod: "a-1", WorkloadKind: v1alpha1.KindDeployment,
+				Workload: "a", Count: 2, LastSeen: &seen}}},
+		}
+	}
+	d := build()
+	out := Complete(d, nil)
+	out.Status.Rollouts[0].StartedAt.Time = time.Time{}
+	out.Status.Rollouts[0].Generation = 9
+	out.Status.UnhealthyPods[0].Count = 99
+	out.Status.UnhealthyPods[0].LastSeen.Time = time.Time{}
+	g.Expect(d).To(Equal(build()))
+	g.Expect(previous[0].StartedAt.Time).To(Equal(partsNow.Add(-time.Minute)), "the observed policy keeps its record")
+	g.Expect(previous[0].Generation).To(BeEquivalentTo(2))
+
+	long := string(make([]byte, 3*v1alpha1.MaxMessageLength))
+	failed := Complete(Decision{Verdicts: []Verdict{verdict("a", v1alpha1.WorkloadQueued, admitted)}, Policy: PolicyContext{Now: partsNow}},
+		map[Ref]ApplyResult{{v1alpha1.KindDeployment, "a"}: {Err: errors.New(long)}})
+	g.Expect(failed.Events).To(HaveLen(1))
+	g.Expect(len(failed.Events[0].Message)).To(BeNumerically("<=", v1alpha1.MaxMessageLength), "events.k8s.io rejects longer notes")
+}
+
 func TestObserveFailed(t *testing.T) {
 	g := NewWithT(t)
 	p := &v1alpha1.ProbeRedirectPolicy{ObjectMeta: metav1.ObjectMeta{Generation: 3}, Status: v1alpha1.ProbeRedirectPolicyStatus{
