@@ -25,6 +25,7 @@ import (
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -197,6 +198,12 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 		return in, fmt.Errorf("listing events: %w", err)
 	}
 	in.Events = events.Items
+
+	istiods := &appsv1.DeploymentList{}
+	if err := r.List(ctx, istiods, client.InNamespace(r.RootNamespace), client.MatchingLabels(mesh.IstiodLabelSelector)); err != nil {
+		return in, fmt.Errorf("listing istiod Deployments in %s: %w", r.RootNamespace, err)
+	}
+	in.Istio = mesh.NamespaceVersion(in.Pods, istiods.Items, in.NamespaceLabels)
 
 	peerAuthentications, err := r.listPeerAuthentications(ctx, ns)
 	if err != nil {

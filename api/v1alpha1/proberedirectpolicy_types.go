@@ -422,6 +422,15 @@ type ProbeRedirectPolicyStatus struct {
 	// +optional
 	MTLSMode MTLSMode `json:"mtlsMode,omitempty"`
 
+	// istioVersion is the Istio version the decisions follow, for example "1.27.1", read from the
+	// istio-proxy image of the namespace's live pods, else from the istiod Deployment in the root
+	// namespace; "unknown" when neither tells, and Istio's newest behaviour is then assumed. A
+	// workload's own pods, when they show a version, decide for that workload.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	IstioVersion string `json:"istioVersion,omitempty"`
+
 	// summary holds the exact totals; the lists below are bounded.
 	// +optional
 	Summary PolicySummary `json:"summary,omitzero"`
@@ -456,6 +465,7 @@ type ProbeRedirectPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Unhealthy",type=integer,JSONPath=`.status.summary.unhealthyPods`,description="Pods with recent Unhealthy events"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Istio",type=string,priority=1,JSONPath=`.status.istioVersion`,description="Istio version the decisions follow"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ProbeRedirectPolicy struct {
 	metav1.TypeMeta `json:",inline"`

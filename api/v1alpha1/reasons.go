@@ -45,6 +45,11 @@ const (
 	StatusReasonNoInjectionLabel StatusReason = "NoInjectionLabel"
 	// StatusReasonHostNetwork: Istio never injects a pod with spec.hostNetwork true.
 	StatusReasonHostNetwork StatusReason = "HostNetwork"
+	// StatusReasonSidecarOnLivePods / StatusReasonNoSidecarOnLivePods: the Istio version is
+	// unknown, so whether the workload is in the mesh is read from its live pods (do they have
+	// istio-proxy?) rather than from the template's labels.
+	StatusReasonSidecarOnLivePods   StatusReason = "SidecarOnLivePods"
+	StatusReasonNoSidecarOnLivePods StatusReason = "NoSidecarOnLivePods"
 )
 
 // Why the operator leaves a workload's template alone.
@@ -178,6 +183,9 @@ const (
 	// StatusReasonInvalidKubeAppProbers: ISTIO_KUBE_APP_PROBERS is not a document the agent accepts;
 	// the agent's status server then fails to start.
 	StatusReasonInvalidKubeAppProbers StatusReason = "InvalidKubeAppProbers"
+	// StatusReasonRewriteNotInThisIstio: the probe was not rewritten because the running Istio
+	// predates rewriting its handler (TCP from 1.12, gRPC from 1.13; see internal/mesh Features).
+	StatusReasonRewriteNotInThisIstio StatusReason = "RewriteNotInThisIstio"
 	// StatusReasonAddedAfterInjection (probe, and workload when every probe left unrewritten is
 	// one): the container exists only on the live pods, not in the template. A mutating webhook
 	// that ran after Istio's injector added it, so Istio never saw its probe; Istio revisits such

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/proberedirect/probe-redirect-operator/internal/analyze"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
@@ -28,6 +29,7 @@ type analyzeOptions struct {
 	namespace, output       string
 	failOn                  string
 	rootNamespace           string
+	istioVersion            string
 	statusPort              int32
 	kubeconfig, kubeContext string
 }
@@ -88,6 +90,7 @@ Exit status: 0 when nothing matches --fail-on, 1 when something does, 2 on an er
 	f.StringVar(&o.failOn, "fail-on", string(analyze.FailOnBreak), "Exit 1 when: break (a probe will break and nothing in the input fixes it), needs-redirect (also when a policy in the input will fix it), never.")
 	f.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication (as the operator's flag).")
 	f.Int32Var(&o.statusPort, "status-port", mesh.DefaultStatusPort, "The mesh agent's default status port (as the operator's flag).")
+	f.StringVar(&o.istioVersion, "istio-version", "", "The Istio version to judge by, for example 1.26.4 (some injection rules changed in 1.27); empty follows the newest Istio.")
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -120,7 +123,15 @@ func runAnalyze(ctx context.Context, o analyzeOptions, stdin io.Reader, stdout i
 		context = merge(context, live)
 	}
 	objs = merge(objs, context)
-	report := analyze.Analyze(objs, analyze.Options{RootNamespace: o.rootNamespace, StatusPort: o.statusPort, Now: time.Now()})
+	opts := analyze.Options{RootNamespace: o.rootNamespace, StatusPort: o.statusPort, Now: time.Now()}
+	if o.istioVersion != "" {
+		v, err := version.ParseGeneric(o.istioVersion)
+		if err != nil {
+			return fmt.Errorf("--istio-version=%s: %w", o.istioVersion, err)
+		}
+		opts.Istio = mesh.IstioVersion{Version: v, Source: "--istio-version"}
+	}
+	report := analyze.Analyze(objs, opts)
 	if err := report.Write(stdout, o.output); err != nil {
 		return err
 	}

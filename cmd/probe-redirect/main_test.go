@@ -101,6 +101,7 @@ func TestErrors(t *testing.T) {
 		{"missing file", []string{"analyze", "-f", "nope.yaml"}, "nope.yaml: no such file or directory"},
 		{"bad fail-on", []string{"analyze", "-f", "hack/demo/", "--fail-on", "sometimes"}, "--fail-on=sometimes: use one of break, needs-redirect, never"},
 		{"bad output", []string{"analyze", "-f", "hack/demo/", "-o", "xml"}, "--output=xml: use one of table, json, sarif"},
+		{"bad Istio version", []string{"analyze", "-f", "hack/demo/", "--istio-version", "latest"}, "--istio-version=latest"},
 		{"not a manifest", []string{"analyze", "-f", "go.mod"}, ""},
 	}
 	t.Chdir("../..")

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
@@ -77,6 +78,8 @@ type Options struct {
 	StatusPort int32
 	// Now is the moment of the judgement.
 	Now time.Time
+	// Istio is the Istio version to judge by; unknown (the zero value) follows the newest Istio.
+	Istio mesh.IstioVersion
 }
 
 // Report is the judgement of every workload, in namespace, kind and name order.
@@ -169,6 +172,7 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 		NamespaceLabels: namespaceLabels,
 		Workloads:       []plan.Workload{w.Workload},
 		MTLS:            resolver,
+		Istio:           opts.Istio,
 		Now:             opts.Now,
 		Config:          plan.Config{StatusPort: opts.StatusPort},
 	})

@@ -38,10 +38,13 @@ var ignoredNamespaces = map[string]bool{
 //     NamespaceInjectionDisabled. Every webhook of the default configuration
 //     requires istio-injection to be "enabled" or absent.
 //  3. The pod's sidecar.istio.io/inject label, or when that label is absent
-//     the deprecated annotation of the same name, has a value other than "",
-//     y, yes, true or on (case-insensitive), normally "false": not injected,
-//     PodInjectionDisabled. The label wins over the annotation, even when the
-//     label is empty.
+//     the deprecated annotation of the same name, turns injection off: not
+//     injected, PodInjectionDisabled. The label wins over the annotation, even
+//     when the label is empty. Which values turn it off depends on the Istio
+//     version (StrictInjectLabel): from Istio 1.27 only exactly "false"; any
+//     other value falls back to the namespace's default. Before 1.27 any value
+//     other than "", y, yes, true or on (case-insensitive), so "False", "no"
+//     and "off" too. An unknown version follows 1.27.
 //  4. The namespace has istio-injection=enabled: injected,
 //     NamespaceInjectionEnabled.
 //  5. The namespace has a non-empty istio.io/rev label: injected,
@@ -61,7 +64,7 @@ var ignoredNamespaces = map[string]bool{
 // sidecarInjectorWebhook.enableNamespacesByDefault is off.
 //
 // Injection does not see the pod spec; ReadTemplate adds the hostNetwork rule.
-func Injection(namespaceLabels, podLabels, podAnnotations map[string]string) (injected bool, reason v1alpha1.StatusReason) {
+func Injection(namespaceLabels, podLabels, podAnnotations map[string]string, istio IstioVersion) (injected bool, reason v1alpha1.StatusReason) {
 	if ignoredNamespaces[namespaceLabels[namespaceNameLabel]] {
 		return false, v1alpha1.StatusReasonSystemNamespace
 	}
@@ -74,9 +77,7 @@ func Injection(namespaceLabels, podLabels, podAnnotations map[string]string) (in
 	if !labelPresent {
 		selector = podAnnotations[annotation.SidecarInject.Name]
 	}
-	switch strings.ToLower(selector) {
-	case "", "y", "yes", "true", "on":
-	default:
+	if injectionTurnedOff(selector, istio) {
 		return false, v1alpha1.StatusReasonPodInjectionDisabled
 	}
 
@@ -91,4 +92,17 @@ func Injection(namespaceLabels, podLabels, podAnnotations map[string]string) (in
 		return true, v1alpha1.StatusReasonPodRevision
 	}
 	return false, v1alpha1.StatusReasonNoInjectionLabel
+}
+
+// injectionTurnedOff reads the value of the pod's sidecar.istio.io/inject label (or annotation)
+// as the given Istio version does.
+func injectionTurnedOff(value string, istio IstioVersion) bool {
+	if istio.Has(StrictInjectLabel) {
+		return value == "false"
+	}
+	switch strings.ToLower(value) {
+	case "", "y", "yes", "true", "on":
+		return false
+	}
+	return true
 }

@@ -35,25 +35,27 @@ const (
 	NativeSidecarFromAnnotation NativeSidecarSource = "annotation"
 	// NativeSidecarFromLivePods: the workload's live pods show where istio-proxy is.
 	NativeSidecarFromLivePods NativeSidecarSource = "live pods"
-	// NativeSidecarAssumed: nothing says; the newest Istio behaviour is assumed (on).
+	// NativeSidecarAssumed: nothing says; the mesh default of the Istio version is assumed (off
+	// before 1.27, on from 1.27 and for an unknown version).
 	NativeSidecarAssumed NativeSidecarSource = "assumed"
 )
 
-// ReadTemplate reads template's mesh settings in a namespace with namespaceLabels. meshStatusPort
-// is the mesh-wide default status port (DefaultStatusPort unless the operator was told otherwise).
+// ReadTemplate reads template's mesh settings in a namespace with namespaceLabels, as Istio at
+// version istio reads them. meshStatusPort is the mesh-wide default status port
+// (DefaultStatusPort unless the operator was told otherwise).
 //
 // Injection follows Injection, plus one rule it cannot see: Istio never injects a pod with
 // spec.hostNetwork true, whatever its labels (istio/istio pkg/kube/inject/inject.go,
 // injectRequired, which returns false first of all for host-network pods).
-func ReadTemplate(namespaceLabels map[string]string, template *corev1.PodTemplateSpec, meshStatusPort int32) Template {
+func ReadTemplate(namespaceLabels map[string]string, template *corev1.PodTemplateSpec, meshStatusPort int32, istio IstioVersion) Template {
 	var t Template
-	t.Injected, t.InjectionReason = Injection(namespaceLabels, template.Labels, template.Annotations)
+	t.Injected, t.InjectionReason = Injection(namespaceLabels, template.Labels, template.Annotations, istio)
 	if t.Injected && template.Spec.HostNetwork {
 		t.Injected, t.InjectionReason = false, v1alpha1.StatusReasonHostNetwork
 	}
 	t.Rewrite, t.RewriteRaw = ReadRewriteSetting(template.Annotations)
 	t.StatusPort, t.StatusPortErr = StatusPort(template.Annotations, meshStatusPort)
-	t.NativeSidecar, t.NativeSidecarSource = true, NativeSidecarAssumed
+	t.NativeSidecar, t.NativeSidecarSource = istio.Has(NativeSidecarsByDefault), NativeSidecarAssumed
 	if value, ok := template.Annotations[NativeSidecarAnnotation]; ok {
 		t.NativeSidecar, t.NativeSidecarSource = value != "false", NativeSidecarFromAnnotation
 	}

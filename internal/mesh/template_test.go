@@ -4,8 +4,10 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 )
@@ -40,7 +42,7 @@ func TestReadTemplate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			got := ReadTemplate(tt.ns, tt.template, DefaultStatusPort)
+			got := ReadTemplate(tt.ns, tt.template, DefaultStatusPort, IstioVersion{})
 			g.Expect(got.Injected).To(Equal(tt.injected))
 			g.Expect(got.InjectionReason).To(Equal(tt.reason))
 			g.Expect(got.Rewrite).To(Equal(tt.rewrite))
@@ -64,7 +66,7 @@ func TestNativeSidecar(t *testing.T) {
 		{map[string]string{NativeSidecarAnnotation: "no"}, true, NativeSidecarFromAnnotation},
 	}
 	for _, tt := range tests {
-		got := ReadTemplate(nil, &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: tt.annotations}}, DefaultStatusPort)
+		got := ReadTemplate(nil, &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: tt.annotations}}, DefaultStatusPort, IstioVersion{})
 		NewWithT(t).Expect([]any{got.NativeSidecar, got.NativeSidecarSource}).To(Equal([]any{tt.native, tt.source}), "%v", tt.annotations)
 	}
 
@@ -75,4 +77,39 @@ func TestNativeSidecar(t *testing.T) {
 	g.Expect([]bool{native, found}).To(Equal([]bool{false, true}))
 	_, found = NativeSidecarOnPod(&corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}})
 	g.Expect(found).To(BeFalse())
+}
+
+func TestNamespaceVersion(t *testing.T) {
+	istiod := func(image, rev string) appsv1.Deployment {
+		d := appsv1.Deployment{}
+		d.Labels = map[string]string{"app": "istiod"}
+		if rev != "" {
+			d.Spec.Template.Labels = map[string]string{"istio.io/rev": rev}
+		}
+		d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "discovery", Image: image}}
+		return d
+	}
+	proxyPod := &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "istio-proxy", Image: "docker.io/istio/proxyv2:1.28.2"}}}}
+	bare := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:9.9.9"}}}}
+	istiods := []appsv1.Deployment{istiod("docker.io/istio/pilot:1.27.3", "canary"), istiod("docker.io/istio/pilot:1.26.1", "default")}
+	tests := []struct {
+		name   string
+		pods   []*corev1.Pod
+		ns     map[string]string
+		want   string
+		source string
+	}{
+		{"a live pod's istio-proxy", []*corev1.Pod{bare, proxyPod}, nil, "1.28.2", "istio-proxy image"},
+		{"the default revision's istiod", []*corev1.Pod{bare}, nil, "1.26.1", "istiod image"},
+		{"the namespace's revision", nil, map[string]string{"istio.io/rev": "canary"}, "1.27.3", "istiod image"},
+		{"a revision nobody serves", nil, map[string]string{"istio.io/rev": "gone"}, "unknown", ""},
+	}
+	for _, tt := range tests {
+		got := NamespaceVersion(tt.pods, istiods, tt.ns)
+		NewWithT(t).Expect([]string{got.String(), got.Source}).To(Equal([]string{tt.want, tt.source}), tt.name)
+	}
+	g := NewWithT(t)
+	g.Expect(NamespaceVersion(nil, []appsv1.Deployment{istiod("docker.io/istio/pilot:1.24.0", "")}, nil).String()).To(Equal("1.24.0"), "no revision label is the default")
+	old := ReadTemplate(nil, &corev1.PodTemplateSpec{}, DefaultStatusPort, IstioVersion{Version: version.MustParseGeneric("1.26.4")})
+	g.Expect(old.NativeSidecar).To(BeFalse(), "before Istio 1.27 native sidecars are off by default")
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
@@ -451,6 +452,11 @@ func strictNamespace() *securityv1.PeerAuthentication { return peerAuth("default
 
 func resolver(pas ...*securityv1.PeerAuthentication) *mtls.Resolver {
 	return mtls.NewResolver(rootNamespace, pas)
+}
+
+// istio is a known Istio version, as read from istiod.
+func istio(v string) mesh.IstioVersion {
+	return mesh.IstioVersion{Version: version.MustParseGeneric(v), Source: "istiod image"}
 }
 
 // ---- events ----

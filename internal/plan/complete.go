@@ -37,6 +37,7 @@ func Complete(d Decision, results map[Ref]ApplyResult) Outcome {
 	status := v1alpha1.ProbeRedirectPolicyStatus{
 		ObservedGeneration: ctx.Generation,
 		MTLSMode:           ctx.NamespaceMTLS,
+		IstioVersion:       ctx.Istio.String(),
 		UnhealthyPods:      deepCopies(d.Unhealthy.Pods),
 	}
 	status.Summary, status.Workloads, status.Rollouts = summarise(applied.verdicts)

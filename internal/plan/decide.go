@@ -39,7 +39,10 @@ type Input struct {
 	// Events are the namespace's kubelet Unhealthy events.
 	Events []corev1.Event
 	// MTLS resolves PeerAuthentication modes; nil counts every port as PERMISSIVE.
-	MTLS   *mtls.Resolver
+	MTLS *mtls.Resolver
+	// Istio is the Istio version of the namespace, as the controller read it; a workload's own
+	// live pods, when they show one, decide for that workload.
+	Istio  mesh.IstioVersion
 	Now    time.Time
 	Config Config
 }
@@ -88,7 +91,9 @@ type PolicyContext struct {
 	// Previous is the status as observed; Complete never changes it.
 	Previous v1alpha1.ProbeRedirectPolicyStatus
 	// NamespaceMTLS is the namespace-level PeerAuthentication mode.
-	NamespaceMTLS    v1alpha1.MTLSMode
+	NamespaceMTLS v1alpha1.MTLSMode
+	// Istio is the namespace's Istio version.
+	Istio            mesh.IstioVersion
 	Now              time.Time
 	ProgressDeadline time.Duration
 }
@@ -167,6 +172,7 @@ func newDecision(in Input, restoring bool) Decision {
 			Generation:       in.Policy.Generation,
 			Previous:         in.Policy.Status,
 			NamespaceMTLS:    in.MTLS.NamespaceMode(in.Policy.Namespace),
+			Istio:            in.Istio,
 			Now:              in.Now,
 			ProgressDeadline: progressDeadline(in.Policy.Spec),
 		},

@@ -96,7 +96,7 @@ func livePods(in Input, ref Ref) podsOfWorkload {
 // verifyOnPods sets the state of each redirectable probe in statuses from the workload's live
 // pods and returns the worst state among them (Rewritten, PendingRollout or NotRewritten).
 // meshStatusPort is the mesh default; a pod's own status-port annotation overrides it.
-func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods podsOfWorkload, meshStatusPort int32, rolledOut bool) v1alpha1.ProbeState {
+func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods podsOfWorkload, meshStatusPort int32, rolledOut bool, istio mesh.IstioVersion) v1alpha1.ProbeState {
 	verifications := make([]probes.PodVerification, len(pods.current))
 	for i, pod := range pods.current {
 		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
@@ -127,7 +127,12 @@ func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods
 				if ok {
 					reason = pv.Reason
 				}
-				setProbe(ps, v1alpha1.ProbeNotRewritten, reason, fmt.Sprintf("pod %s: probe not rewritten (%s)", pods.current[j].Name, reason))
+				message := fmt.Sprintf("pod %s: probe not rewritten (%s)", pods.current[j].Name, reason)
+				if f, tooOld := rewriteFeature(p.Handler); reason == v1alpha1.StatusReasonProbeNotRewritten && tooOld && !istio.Has(f) {
+					reason = v1alpha1.StatusReasonRewriteNotInThisIstio
+					message = fmt.Sprintf("pod %s: Istio %s (%s) does not %s; that came in Istio %s (%s)", pods.current[j].Name, istio, istio.Source, f.Name, f.Since, f.Source)
+				}
+				setProbe(ps, v1alpha1.ProbeNotRewritten, reason, message)
 				break
 			}
 		}
@@ -210,4 +215,15 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 		}
 	}
 	return out
+}
+
+// rewriteFeature names the Istio feature that rewrites probes of a handler, for TCP and gRPC.
+func rewriteFeature(h v1alpha1.ProbeHandler) (mesh.Feature, bool) {
+	switch h {
+	case v1alpha1.HandlerTCP:
+		return mesh.RewriteTCPProbes, true
+	case v1alpha1.HandlerGRPC:
+		return mesh.RewriteGRPCProbes, true
+	}
+	return mesh.Feature{}, false
 }

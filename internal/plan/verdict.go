@@ -24,10 +24,21 @@ func judge(in Input, w Workload) Verdict {
 	}
 
 	template := w.Template()
-	settings := mesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort)
+	pods := livePods(in, ref)
+	istio := istioOf(in.Istio, pods)
+	settings := mesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort, istio)
+	if !istio.Known() {
+		// The injection rules differ by version: with none to go by, the live pods tell.
+		if injected, found := sidecarOnPods(pods); found {
+			settings.Injected, settings.InjectionReason = injected, v1alpha1.StatusReasonNoSidecarOnLivePods
+			if injected {
+				settings.InjectionReason = v1alpha1.StatusReasonSidecarOnLivePods
+			}
+		}
+	}
 	modes := in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
 	analysed := probes.Analyze(&template.Spec, settings.StatusPort)
-	probes.MarkStartupBeforeProxy(analysed, nativeSidecar(in, ref, settings))
+	probes.MarkStartupBeforeProxy(analysed, nativeSidecar(pods, settings))
 	needs := make([]need, len(analysed))
 	v.Needs = make([]Need, len(analysed))
 	anyNeeded := false
@@ -59,7 +70,7 @@ func judge(in Input, w Workload) Verdict {
 		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
 			settings.StatusPortErr.Error())
 	case v.Annotated:
-		return annotated(in, w, v, record, analysed, modes)
+		return annotated(in, w, v, record, analysed, modes, istio)
 	case hasHazard(analysed, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
 		// The mesh's own default rewrites probes in stock Istio, so this breaks with or without
 		// the operator, and whether or not a probe needs redirecting.
@@ -114,14 +125,14 @@ func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended boo
 
 // annotated is the verdict on a workload whose template enables the rewrite: it follows the
 // rollout, verifies the rewrite on the live pods, and reports hazards someone else enabled.
-func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe, modes mtls.Workload) Verdict {
+func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe, modes mtls.Workload, istio mesh.IstioVersion) Verdict {
 	var minGeneration int64
 	if record != nil {
 		minGeneration = record.Generation
 	}
 	progress := w.Progress(minGeneration)
 	pods := livePods(in, v.Ref)
-	verified := verifyOnPods(v.Status.Probes, analysed, pods, in.Config.StatusPort, progress.Complete)
+	verified := verifyOnPods(v.Status.Probes, analysed, pods, in.Config.StatusPort, progress.Complete, istio)
 	extra := liveOnlyProbes(in.Policy.Spec, analysed, pods, in.Config.StatusPort, modes)
 	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
 	v.Needs = append(v.Needs, extra.needs...)
@@ -216,9 +227,9 @@ func hasHazard(analysed []probes.Probe, hazard v1alpha1.StatusReason) bool {
 }
 
 // nativeSidecar says whether istio-proxy runs as a native sidecar in the workload's pods: the
-// live pods are the best evidence, then the template's annotation, then Istio's newest default.
-func nativeSidecar(in Input, ref Ref, settings mesh.Template) bool {
-	pods := livePods(in, ref)
+// live pods are the best evidence, then the template's annotation, then the mesh default of the
+// Istio version.
+func nativeSidecar(pods podsOfWorkload, settings mesh.Template) bool {
 	for _, pod := range slices.Concat(pods.current, pods.old) {
 		if native, found := mesh.NativeSidecarOnPod(&pod.Spec); found {
 			return native
@@ -263,4 +274,27 @@ func deadlineOf(record *v1alpha1.RolloutRecord, deadline time.Duration) time.Tim
 		return time.Time{}
 	}
 	return record.StartedAt.Add(deadline)
+}
+
+// istioOf is the Istio version of a workload: its live pods' istio-proxy image when they show
+// one, else the namespace's.
+func istioOf(namespace mesh.IstioVersion, pods podsOfWorkload) mesh.IstioVersion {
+	for _, pod := range slices.Concat(pods.current, pods.old) {
+		if v, ok := mesh.VersionOfPod(&pod.Spec); ok {
+			return mesh.IstioVersion{Version: v, Source: "istio-proxy image"}
+		}
+	}
+	return namespace
+}
+
+// sidecarOnPods reports whether the workload's live pods have istio-proxy; found is false when
+// it has no live pods.
+func sidecarOnPods(pods podsOfWorkload) (injected, found bool) {
+	for _, pod := range slices.Concat(pods.current, pods.old) {
+		found = true
+		if _, has := mesh.NativeSidecarOnPod(&pod.Spec); has {
+			return true, true
+		}
+	}
+	return false, found
 }

@@ -131,7 +131,7 @@ func (w *Webhook) admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	if pod.Spec.HostNetwork {
 		return &admissionv1.AdmissionResponse{Allowed: true}
 	}
-	if injected, _ := mesh.Injection(nsLabels, pod.Labels, pod.Annotations); !injected {
+	if injected, _ := mesh.Injection(nsLabels, pod.Labels, pod.Annotations, mesh.IstioVersion{}); !injected {
 		return &admissionv1.AdmissionResponse{Allowed: true}
 	}
 
