@@ -137,6 +137,21 @@ const (
 	// StatusReasonPodsOnOldTemplate: some live pods predate the annotation (a partition, or pods
 	// kept on purpose).
 	StatusReasonPodsOnOldTemplate StatusReason = "PodsOnOldTemplate"
+	// StatusReasonRewrittenInTemplate (workload and probe): the template was injected before it
+	// was applied (`istioctl kube-inject`): it already holds istio-proxy, probes on the status
+	// port and ISTIO_KUBE_APP_PROBERS, which the webhook merges again at pod creation (Istio's
+	// merge-probers golden case). It needs no annotation; its probes are judged by the originals.
+	StatusReasonRewrittenInTemplate StatusReason = "RewrittenInTemplate"
+	// StatusReasonProxylessTemplate: the pod uses one of Istio's proxyless gRPC injection templates
+	// (inject.istio.io/templates grpc-agent or grpc-simple). They add no Envoy to intercept probes
+	// and set rewriteAppHTTPProbers "false" themselves (istio/istio
+	// manifests/charts/istio-control/istio-discovery/files/grpc-agent.yaml, grpc-simple.yaml),
+	// so the operator cannot redirect the probes.
+	StatusReasonProxylessTemplate StatusReason = "ProxylessTemplate"
+	// StatusReasonUnknownInjectionTemplate: the pod names an injection template that is not one of
+	// Istio's own (sidecar, gateway, grpc-agent, grpc-simple, spire), so whether it rewrites probes
+	// cannot be told.
+	StatusReasonUnknownInjectionTemplate StatusReason = "UnknownInjectionTemplate"
 	// StatusReasonProbesRewritten (workload): every probe that can be is verified as rewritten.
 	StatusReasonProbesRewritten StatusReason = "ProbesRewritten"
 	// StatusReasonNotRewrittenByMesh (workload): pods come from the annotated template, yet the mesh

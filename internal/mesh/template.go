@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
@@ -25,7 +27,21 @@ type Template struct {
 	// says where that was read.
 	NativeSidecar       bool
 	NativeSidecarSource NativeSidecarSource
+	// InjectionTemplates are the injection templates the pod asks for (InjectionTemplatesAnnotation),
+	// nil for Istio's default ("sidecar").
+	InjectionTemplates []string
 }
+
+// InjectionTemplatesAnnotation names the injection templates Istio applies to a pod, comma
+// separated; without it Istio uses "sidecar" (istio/api annotation inject.istio.io/templates).
+const InjectionTemplatesAnnotation = "inject.istio.io/templates"
+
+// Istio's own injection templates (the istio-discovery chart's files/). The proxyless gRPC ones
+// add no Envoy and turn the probe rewrite off themselves.
+var (
+	ProbeRewritingTemplates = []string{"sidecar", "gateway", "spire"}
+	ProxylessTemplates      = []string{"grpc-agent", "grpc-simple"}
+)
 
 // NativeSidecarSource says how Template.NativeSidecar was decided.
 type NativeSidecarSource string
@@ -55,6 +71,11 @@ func ReadTemplate(namespaceLabels map[string]string, template *corev1.PodTemplat
 	}
 	t.Rewrite, t.RewriteRaw = ReadRewriteSetting(template.Annotations)
 	t.StatusPort, t.StatusPortErr = StatusPort(template.Annotations, meshStatusPort)
+	if value := template.Annotations[InjectionTemplatesAnnotation]; value != "" {
+		for _, name := range strings.Split(value, ",") {
+			t.InjectionTemplates = append(t.InjectionTemplates, strings.TrimSpace(name))
+		}
+	}
 	t.NativeSidecar, t.NativeSidecarSource = istio.Has(NativeSidecarsByDefault), NativeSidecarAssumed
 	if value, ok := template.Annotations[NativeSidecarAnnotation]; ok {
 		t.NativeSidecar, t.NativeSidecarSource = value != "false", NativeSidecarFromAnnotation

@@ -327,7 +327,7 @@ func TestFollowRollout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			v := followRollout(verdict("a", v1alpha1.WorkloadQueued), tt.record, tt.progress, tt.verified, true, partsNow, deadline)
+			v := followRollout(verdict("a", v1alpha1.WorkloadQueued), tt.record, tt.progress, tt.verified, "the operator", partsNow, deadline)
 			g.Expect(v.Status.State).To(Equal(tt.state), v.Status.Message)
 			g.Expect(v.Status.Reason).To(Equal(tt.reason))
 			g.Expect(v.Record != nil).To(Equal(tt.keeps))

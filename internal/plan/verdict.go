@@ -37,7 +37,13 @@ func judge(in Input, w Workload) Verdict {
 		}
 	}
 	modes := in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
-	analysed := probes.Analyze(&template.Spec, settings.StatusPort)
+	// A template injected before it was applied is judged by the probes its env keeps.
+	analysed, rewrittenInTemplate := probes.Originals(&template.Spec, settings.StatusPort)
+	if rewrittenInTemplate > 0 {
+		settings.Injected = true
+		// Every pod comes from the injected template: none is "old".
+		pods = podsOfWorkload{current: slices.Concat(pods.current, pods.old)}
+	}
 	probes.MarkStartupBeforeProxy(analysed, nativeSidecar(pods, settings))
 	needs := make([]need, len(analysed))
 	v.Needs = make([]Need, len(analysed))
@@ -69,8 +75,26 @@ func judge(in Input, w Workload) Verdict {
 	case settings.StatusPortErr != nil:
 		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
 			settings.StatusPortErr.Error())
+	case slices.ContainsFunc(settings.InjectionTemplates, isProxyless):
+		return leftAlone(v, analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, v1alpha1.StatusReasonProxylessTemplate,
+			fmt.Sprintf("%s is %q: Istio's proxyless gRPC template adds no Envoy, so nothing intercepts the kubelet's probes, and it turns the probe rewrite off itself",
+				mesh.InjectionTemplatesAnnotation, strings.Join(settings.InjectionTemplates, ",")))
+	case rewrittenInTemplate > 0:
+		v = annotated(in, w, v, record, analysed, pods, modes, istio, "the template itself (injected before it was applied)")
+		if v.Status.State == v1alpha1.WorkloadRedirected {
+			v.Status.Reason = v1alpha1.StatusReasonRewrittenInTemplate
+		}
+		return v
 	case v.Annotated:
-		return annotated(in, w, v, record, analysed, modes, istio)
+		by := "the operator"
+		if !w.ManagedByOperator {
+			by = "its owner"
+		}
+		return annotated(in, w, v, record, analysed, pods, modes, istio, by)
+	case anyNeeded && slices.ContainsFunc(settings.InjectionTemplates, func(t string) bool { return !isProxyless(t) && !slices.Contains(mesh.ProbeRewritingTemplates, t) }):
+		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonUnknownInjectionTemplate,
+			fmt.Sprintf("%s is %q, which names an injection template that is not Istio's own; the operator cannot tell whether it rewrites probes and does not annotate the workload",
+				mesh.InjectionTemplatesAnnotation, strings.Join(settings.InjectionTemplates, ",")))
 	case hasHazard(analysed, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
 		// The mesh's own default rewrites probes in stock Istio, so this breaks with or without
 		// the operator, and whether or not a probe needs redirecting.
@@ -125,18 +149,18 @@ func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended boo
 
 // annotated is the verdict on a workload whose template enables the rewrite: it follows the
 // rollout, verifies the rewrite on the live pods, and reports hazards someone else enabled.
-func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe, modes mtls.Workload, istio mesh.IstioVersion) Verdict {
+func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe, pods podsOfWorkload,
+	modes mtls.Workload, istio mesh.IstioVersion, by string) Verdict {
 	var minGeneration int64
 	if record != nil {
 		minGeneration = record.Generation
 	}
 	progress := w.Progress(minGeneration)
-	pods := livePods(in, v.Ref)
 	verified := verifyOnPods(v.Status.Probes, analysed, pods, in.Config.StatusPort, progress.Complete, istio)
 	extra := liveOnlyProbes(in.Policy.Spec, analysed, pods, in.Config.StatusPort, modes)
 	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
 	v.Needs = append(v.Needs, extra.needs...)
-	v = followRollout(v, record, progress, worse(verified, extra.worst), w.ManagedByOperator, in.Now, progressDeadline(in.Policy.Spec))
+	v = followRollout(v, record, progress, worse(verified, extra.worst), by, in.Now, progressDeadline(in.Policy.Spec))
 	if v.Status.State == v1alpha1.WorkloadRolloutFailed {
 		return v
 	}
@@ -159,9 +183,10 @@ func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, 
 }
 
 // followRollout sets the state of an annotated workload from its rollout's progress, the rollout
-// record this policy keeps for it (nil for none), and the verified state of its probes.
+// record this policy keeps for it (nil for none), and the verified state of its probes; by says
+// who enabled the rewrite, for the message.
 func followRollout(v Verdict, record *v1alpha1.RolloutRecord, progress rollout.Progress, verified v1alpha1.ProbeState,
-	managedByOperator bool, now time.Time, deadline time.Duration) Verdict {
+	by string, now time.Time, deadline time.Duration) Verdict {
 	s := &v.Status
 	switch {
 	case record != nil && !progress.Complete && rollout.Expired(startedAt(record), now, deadline):
@@ -185,10 +210,6 @@ func followRollout(v Verdict, record *v1alpha1.RolloutRecord, progress rollout.P
 		}
 	default:
 		v.RolledOut, v.RolloutCompleted = true, record != nil
-		by := "the operator"
-		if !managedByOperator {
-			by = "its owner"
-		}
 		switch verified {
 		case v1alpha1.ProbeRewritten:
 			s.State, s.Reason = v1alpha1.WorkloadRedirected, v1alpha1.StatusReasonProbesRewritten
@@ -298,3 +319,5 @@ func sidecarOnPods(pods podsOfWorkload) (injected, found bool) {
 	}
 	return false, found
 }
+
+func isProxyless(template string) bool { return slices.Contains(mesh.ProxylessTemplates, template) }

@@ -213,3 +213,36 @@ func validateProber(path string, p *AppProber) error {
 	}
 	return nil
 }
+
+// Originals returns, for a pod spec that Istio's injector already rewrote (a template produced by
+// `istioctl kube-inject`, or a live pod), the original probe behind each rewritten one: the
+// analysed probes with every probe that VerifyPod finds rewritten replaced by the entry of
+// ISTIO_KUBE_APP_PROBERS it points at (handler, port, host and target as the app sees them).
+// rewritten counts the probes so replaced; it is 0 for a spec nobody injected.
+func Originals(spec *corev1.PodSpec, statusPort int32) (analysed []Probe, rewritten int) {
+	analysed = Analyze(spec, statusPort)
+	verification := VerifyPod(spec, statusPort)
+	probers, err := KubeAppProbers(spec)
+	if !verification.SidecarInjected || err != nil {
+		return analysed, 0
+	}
+	for i, p := range analysed {
+		v, ok := verification.Probes[p.Key()]
+		entry, found := probers[mesh.ProberPath(p.Container, p.Kind)]
+		if !ok || !v.Rewritten || !found {
+			continue
+		}
+		original := Probe{Container: p.Container, Init: p.Init, Kind: p.Kind, Original: describeProber(entry)}
+		switch {
+		case entry.HTTPGet != nil:
+			original.Handler, original.Port, original.Host = v1alpha1.HandlerHTTP, entry.HTTPGet.Port.IntVal, entry.HTTPGet.Host
+		case entry.TCPSocket != nil:
+			original.Handler, original.Port, original.Host = v1alpha1.HandlerTCP, entry.TCPSocket.Port.IntVal, entry.TCPSocket.Host
+		case entry.GRPC != nil:
+			original.Handler, original.Port = v1alpha1.HandlerGRPC, entry.GRPC.Port
+		}
+		analysed[i] = original
+		rewritten++
+	}
+	return analysed, rewritten
+}
