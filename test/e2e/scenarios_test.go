@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -339,3 +340,40 @@ func TestScenario8KubectlWaitAndGet(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// Scenario 9 (issue 8, cases 2 and 4), on the local control plane: a template whose init
+// container's startup probe would deadlock behind an ordinary istio-proxy is reported and never
+// annotated; a template labelled sidecar.istio.io/inject: "False" is in the mesh on Istio 1.27+
+// (the injector double follows the newest Istio), and the operator, reading the version from the
+// pods' istio-proxy image, redirects it.
+func TestScenario9IstioRulesTheOperatorFollows(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns := newNamespace(t, "s9-istio-rules")
+	peerAuthentication(t, ns, strict)
+	always := corev1.ContainerRestartPolicyAlways
+	reports := deployment(ns, "reports", 1, nginxContainer(), map[string]string{mesh.NativeSidecarAnnotation: "false"})
+	reports.Spec.Template.Spec.InitContainers = []corev1.Container{{
+		Name: "db-proxy", Image: "registry.example/db-proxy:1", RestartPolicy: &always,
+		StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/started", Port: intstr.FromInt32(9801)}}},
+	}}
+	billing := deployment(ns, "billing", 1, nginxContainer(), nil)
+	billing.Spec.Template.Labels["sidecar.istio.io/inject"] = "False"
+	create(t, reports, billing)
+	p := policy(ns, "all", map[string]string{}, func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Rollout.MaxConcurrent = 2 })
+	create(t, p)
+
+	got := eventually(t, p, func(g Gomega, p *v1alpha1.ProbeRedirectPolicy) {
+		r := workloadStatus(p, v1alpha1.KindDeployment, "reports")
+		g.Expect(r.State).To(Equal(v1alpha1.WorkloadUnsupported), r.Message)
+		g.Expect(r.Reason).To(Equal(v1alpha1.StatusReasonStartupProbeBeforeSidecar))
+		b := workloadStatus(p, v1alpha1.KindDeployment, "billing")
+		g.Expect(b.State).To(Equal(v1alpha1.WorkloadRedirected), b.Message)
+	})
+	g.Expect(got.Status.IstioVersion).To(MatchRegexp(`^1\.\d+\.\d+$`), "read from the pods' istio-proxy image")
+	g.Expect(workloadStatus(got, v1alpha1.KindDeployment, "reports").Message).To(ContainSubstring(`init container "db-proxy"`))
+	g.Consistently(func(g Gomega) {
+		_, present := templateRewrite(g, reports)
+		g.Expect(present).To(BeFalse(), "the operator never annotates a template it would deadlock")
+	}, 3*time.Second, interval).Should(Succeed())
+}
