@@ -22,65 +22,92 @@ func judge(in Input, w Workload) Verdict {
 		v.Status.Message = fmt.Sprintf("older policy %q selects this workload and manages it", owner.Name)
 		return v
 	}
+	f := observeWorkload(in, w)
+	v.Needs = make([]Need, len(f.needs))
+	for i, n := range f.needs {
+		if n.needed {
+			v.Needs[i] = Need{Reason: n.reason, Message: n.message}
+		}
+	}
+	v.Status.MTLSMode = f.modes.Mode
+	v.Status.Probes = probeStatuses(f.analysed, f.settings.StatusPort, f.modes, f.needs)
+	v.Annotated = f.settings.Rewrite == mesh.RewriteEnabled
+	if f.record != nil && f.record.Generation > w.Object.GetGeneration() {
+		return awaitingCache(v, f.record, f.analysed)
+	}
+	return decideWorkload(in, w, v, f)
+}
 
+// workloadFacts are what the verdict on one workload is decided from.
+type workloadFacts struct {
+	settings mesh.Template
+	pods     podsOfWorkload
+	istio    mesh.IstioVersion
+	modes    mtls.Workload
+	analysed []probes.Probe
+	// rewrittenInTemplate counts the probes the template already holds rewritten (kube-inject).
+	rewrittenInTemplate int
+	needs               []need
+	anyNeeded           bool
+	record              *v1alpha1.RolloutRecord
+}
+
+// observeWorkload reads the facts about a workload: its template's mesh settings as its Istio
+// version reads them, its live pods, its mTLS modes, and its probes with their needs.
+func observeWorkload(in Input, w Workload) workloadFacts {
 	template := w.Template()
-	pods := livePods(in, ref)
-	istio := istioOf(in.Istio, pods)
-	settings := mesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort, istio)
-	if !istio.Known() {
+	f := workloadFacts{pods: livePods(in, w.Ref())}
+	f.istio = istioOf(in.Istio, f.pods)
+	f.settings = mesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort, f.istio)
+	if !f.istio.Known() {
 		// The injection rules differ by version: with none to go by, the live pods tell.
-		if injected, found := sidecarOnPods(pods); found {
-			settings.Injected, settings.InjectionReason = injected, v1alpha1.StatusReasonNoSidecarOnLivePods
+		if injected, found := sidecarOnPods(f.pods); found {
+			f.settings.Injected, f.settings.InjectionReason = injected, v1alpha1.StatusReasonNoSidecarOnLivePods
 			if injected {
-				settings.InjectionReason = v1alpha1.StatusReasonSidecarOnLivePods
+				f.settings.InjectionReason = v1alpha1.StatusReasonSidecarOnLivePods
 			}
 		}
 	}
-	modes := in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
+	f.modes = in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
 	// A template injected before it was applied is judged by the probes its env keeps.
-	analysed, rewrittenInTemplate := probes.Originals(&template.Spec, settings.StatusPort)
-	if rewrittenInTemplate > 0 {
-		settings.Injected = true
+	f.analysed, f.rewrittenInTemplate = probes.Originals(&template.Spec, f.settings.StatusPort)
+	if f.rewrittenInTemplate > 0 {
+		f.settings.Injected = true
 		// Every pod comes from the injected template: none is "old".
-		pods = podsOfWorkload{current: slices.Concat(pods.current, pods.old)}
+		f.pods = podsOfWorkload{current: slices.Concat(f.pods.current, f.pods.old)}
 	}
-	probes.MarkStartupBeforeProxy(analysed, nativeSidecar(pods, settings))
-	needs := make([]need, len(analysed))
-	v.Needs = make([]Need, len(analysed))
-	anyNeeded := false
-	for i, p := range analysed {
-		needs[i] = needOf(in.Policy.Spec, p, modes)
-		if needs[i].needed {
-			v.Needs[i], anyNeeded = Need{Reason: needs[i].reason, Message: needs[i].message}, true
-		}
+	probes.MarkStartupBeforeProxy(f.analysed, nativeSidecar(f.pods, f.settings))
+	f.needs = make([]need, len(f.analysed))
+	for i, p := range f.analysed {
+		f.needs[i] = needOf(in.Policy.Spec, p, f.modes)
+		f.anyNeeded = f.anyNeeded || f.needs[i].needed
 	}
-	v.Status.MTLSMode = modes.Mode
-	v.Status.Probes = probeStatuses(analysed, settings.StatusPort, modes, needs)
-	v.Annotated = settings.Rewrite == mesh.RewriteEnabled
+	f.record = findRecord(in.Policy.Status.Rollouts, w.Ref())
+	return f
+}
 
-	record := findRecord(in.Policy.Status.Rollouts, ref)
-	if record != nil && record.Generation > w.Object.GetGeneration() {
-		return awaitingCache(v, record, analysed)
-	}
+// decideWorkload picks the verdict from the facts: the first rule that applies decides.
+func decideWorkload(in Input, w Workload, v Verdict, f workloadFacts) Verdict {
+	s := f.settings
 	switch {
-	case !settings.Injected:
-		return leftAlone(v, analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, settings.InjectionReason,
+	case !s.Injected:
+		return leftAlone(v, f.analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, s.InjectionReason,
 			"no sidecar is injected, so the kubelet reaches the app directly")
-	case settings.Rewrite == mesh.RewriteDisabled:
-		return leftAlone(v, analysed, v1alpha1.WorkloadOptedOut, v1alpha1.ProbeOptedOut, v1alpha1.StatusReasonRewriteDisabledByUser,
-			fmt.Sprintf("%s is %q on the pod template; the operator leaves it", mesh.RewriteAnnotation, settings.RewriteRaw))
-	case settings.Rewrite == mesh.RewriteInvalid && anyNeeded:
-		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidRewriteAnnotation,
-			fmt.Sprintf("%s is %q, which is not a boolean: Istio ignores it and uses the mesh default; the operator does not overwrite it", mesh.RewriteAnnotation, settings.RewriteRaw))
-	case settings.StatusPortErr != nil:
-		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
-			settings.StatusPortErr.Error())
-	case slices.ContainsFunc(settings.InjectionTemplates, isProxyless):
-		return leftAlone(v, analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, v1alpha1.StatusReasonProxylessTemplate,
+	case s.Rewrite == mesh.RewriteDisabled:
+		return leftAlone(v, f.analysed, v1alpha1.WorkloadOptedOut, v1alpha1.ProbeOptedOut, v1alpha1.StatusReasonRewriteDisabledByUser,
+			fmt.Sprintf("%s is %q on the pod template; the operator leaves it", mesh.RewriteAnnotation, s.RewriteRaw))
+	case s.Rewrite == mesh.RewriteInvalid && f.anyNeeded:
+		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidRewriteAnnotation,
+			fmt.Sprintf("%s is %q, which is not a boolean: Istio ignores it and uses the mesh default; the operator does not overwrite it", mesh.RewriteAnnotation, s.RewriteRaw))
+	case s.StatusPortErr != nil:
+		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
+			s.StatusPortErr.Error())
+	case slices.ContainsFunc(s.InjectionTemplates, isProxyless):
+		return leftAlone(v, f.analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, v1alpha1.StatusReasonProxylessTemplate,
 			fmt.Sprintf("%s is %q: Istio's proxyless gRPC template adds no Envoy, so nothing intercepts the kubelet's probes, and it turns the probe rewrite off itself",
-				mesh.InjectionTemplatesAnnotation, strings.Join(settings.InjectionTemplates, ",")))
-	case rewrittenInTemplate > 0:
-		v = annotated(in, w, v, record, analysed, pods, modes, istio, "the template itself (injected before it was applied)")
+				mesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
+	case f.rewrittenInTemplate > 0:
+		v = annotated(in, w, v, f, "the template itself (injected before it was applied)")
 		if v.Status.State == v1alpha1.WorkloadRedirected {
 			v.Status.Reason = v1alpha1.StatusReasonRewrittenInTemplate
 		}
@@ -90,23 +117,23 @@ func judge(in Input, w Workload) Verdict {
 		if !w.ManagedByOperator {
 			by = "its owner"
 		}
-		return annotated(in, w, v, record, analysed, pods, modes, istio, by)
-	case anyNeeded && slices.ContainsFunc(settings.InjectionTemplates, func(t string) bool { return !isProxyless(t) && !slices.Contains(mesh.ProbeRewritingTemplates, t) }):
-		return leftAlone(v, analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonUnknownInjectionTemplate,
+		return annotated(in, w, v, f, by)
+	case f.anyNeeded && slices.ContainsFunc(s.InjectionTemplates, isUnknownTemplate):
+		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonUnknownInjectionTemplate,
 			fmt.Sprintf("%s is %q, which names an injection template that is not Istio's own; the operator cannot tell whether it rewrites probes and does not annotate the workload",
-				mesh.InjectionTemplatesAnnotation, strings.Join(settings.InjectionTemplates, ",")))
-	case hasHazard(analysed, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
+				mesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
+	case hasHazard(f.analysed, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
 		// The mesh's own default rewrites probes in stock Istio, so this breaks with or without
 		// the operator, and whether or not a probe needs redirecting.
-		p := analysed[slices.IndexFunc(analysed, func(p probes.Probe) bool { return p.Hazard == v1alpha1.StatusReasonStartupProbeBeforeSidecar })]
-		return leftAloneForHazard(v, analysed, needs, p,
+		i := slices.IndexFunc(f.analysed, func(p probes.Probe) bool { return p.Hazard == v1alpha1.StatusReasonStartupProbeBeforeSidecar })
+		return leftAloneForHazard(v, f.analysed, f.needs, f.analysed[i],
 			"wherever Istio rewrites probes (its default, or the annotation the operator would add) the pods never start; the operator does not annotate the workload")
-	case !anyNeeded:
+	case !f.anyNeeded:
 		v.Status.State, v.Status.Reason = v1alpha1.WorkloadNotNeeded, v1alpha1.StatusReasonNoProbeNeedsRedirect
 		v.Status.Message = "no probe needs redirecting"
 		return v
 	default:
-		return unannotated(v, analysed, needs, suspended(in.Policy.Spec))
+		return unannotated(v, f.analysed, f.needs, suspended(in.Policy.Spec))
 	}
 }
 
@@ -149,15 +176,15 @@ func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended boo
 
 // annotated is the verdict on a workload whose template enables the rewrite: it follows the
 // rollout, verifies the rewrite on the live pods, and reports hazards someone else enabled.
-func annotated(in Input, w Workload, v Verdict, record *v1alpha1.RolloutRecord, analysed []probes.Probe, pods podsOfWorkload,
-	modes mtls.Workload, istio mesh.IstioVersion, by string) Verdict {
+func annotated(in Input, w Workload, v Verdict, f workloadFacts, by string) Verdict {
+	record, analysed := f.record, f.analysed
 	var minGeneration int64
 	if record != nil {
 		minGeneration = record.Generation
 	}
 	progress := w.Progress(minGeneration)
-	verified := verifyOnPods(v.Status.Probes, analysed, pods, in.Config.StatusPort, progress.Complete, istio)
-	extra := liveOnlyProbes(in.Policy.Spec, analysed, pods, in.Config.StatusPort, modes)
+	verified := verifyOnPods(v.Status.Probes, analysed, f.pods, in.Config.StatusPort, progress.Complete, f.istio)
+	extra := liveOnlyProbes(in.Policy.Spec, analysed, f.pods, in.Config.StatusPort, f.modes)
 	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
 	v.Needs = append(v.Needs, extra.needs...)
 	v = followRollout(v, record, progress, worse(verified, extra.worst), by, in.Now, progressDeadline(in.Policy.Spec))
@@ -321,3 +348,8 @@ func sidecarOnPods(pods podsOfWorkload) (injected, found bool) {
 }
 
 func isProxyless(template string) bool { return slices.Contains(mesh.ProxylessTemplates, template) }
+
+// isUnknownTemplate reports whether an injection template is none of Istio's own.
+func isUnknownTemplate(template string) bool {
+	return !isProxyless(template) && !slices.Contains(mesh.ProbeRewritingTemplates, template)
+}
