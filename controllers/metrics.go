@@ -17,7 +17,11 @@ limitations under the License.
 package controllers
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
@@ -25,7 +29,8 @@ import (
 )
 
 // Metrics beyond controller-runtime's own, labelled by the policy's namespace and name. The
-// gauges mirror status.summary; the counters count the rollout Events the operator records.
+// gauges mirror status.summary and status.conditions; the counters count the rollout Events the
+// operator records. The alerts in config/prometheus/rules.yaml are written over these.
 var (
 	policyLabels = []string{"namespace", "policy"}
 
@@ -41,10 +46,24 @@ var (
 		Name: "proberedirect_policy_pending_probes",
 		Help: "Probes that need redirecting and are not rewritten yet.",
 	}, policyLabels)
+	pendingProbesChanged = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proberedirect_policy_pending_probes_last_change_timestamp_seconds",
+		Help: "Unix time at which this operator process saw the policy's pending probe count change, or first saw the policy.",
+	}, policyLabels)
 	unhealthyPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "proberedirect_policy_unhealthy_pods",
 		Help: "Pods of selected workloads with kubelet Unhealthy events within the window.",
 	}, policyLabels)
+	rolloutDeadline = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proberedirect_policy_rollout_deadline_seconds",
+		Help: "How long one workload's rollout may take before it counts as failed (spec.rollout.progressDeadlineSeconds or its default).",
+	}, policyLabels)
+	// policyCondition follows kube-state-metrics' kube_<kind>_status_condition, with the reason
+	// as a label: one series per condition type, for its current status and reason.
+	policyCondition = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proberedirect_policy_condition",
+		Help: "The policy's conditions: 1 for the current status and reason of each of the operator's condition types.",
+	}, []string{"namespace", "policy", "type", "status", "reason"})
 	rolloutsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proberedirect_rollouts_started_total",
 		Help: "Rollouts the policy started by annotating a workload, or by removing its annotation on deletion.",
@@ -57,39 +76,93 @@ var (
 		Name: "proberedirect_rollouts_failed_total",
 		Help: "Rollouts started by the policy that missed their deadline.",
 	}, policyLabels)
+
+	// policyVecs are the metrics with one series per policy, dropped together by forgetMetrics.
+	policyVecs = []*prometheus.MetricVec{selectedWorkloads.MetricVec, rewrittenProbes.MetricVec,
+		pendingProbes.MetricVec, pendingProbesChanged.MetricVec, unhealthyPods.MetricVec, rolloutDeadline.MetricVec,
+		rolloutsStarted.MetricVec, rolloutsCompleted.MetricVec, rolloutsFailed.MetricVec}
 )
 
 func init() {
-	metrics.Registry.MustRegister(selectedWorkloads, rewrittenProbes, pendingProbes, unhealthyPods,
-		rolloutsStarted, rolloutsCompleted, rolloutsFailed)
+	metrics.Registry.MustRegister(selectedWorkloads, rewrittenProbes, pendingProbes, pendingProbesChanged,
+		unhealthyPods, rolloutDeadline, policyCondition, rolloutsStarted, rolloutsCompleted, rolloutsFailed)
 }
 
-// recordMetrics updates the policy's metrics from the outcome of one reconcile.
-func recordMetrics(p *v1alpha1.ProbeRedirectPolicy, outcome plan.Outcome) {
+// exported is what recordMetrics last exported for one policy that it needs again: the
+// pending count, to see it change, and the condition series, to delete one when its status or
+// reason changes.
+type exported struct {
+	pending    int32
+	conditions map[string]prometheus.Labels
+}
+
+var (
+	exportedMu sync.Mutex
+	// exportedFor is keyed by the policy; reconciles of different policies run concurrently.
+	exportedFor = map[types.NamespacedName]exported{}
+)
+
+// recordMetrics updates the policy's metrics from the outcome of one reconcile at now.
+func recordMetrics(p *v1alpha1.ProbeRedirectPolicy, outcome plan.Outcome, now time.Time) {
 	labels := prometheus.Labels{"namespace": p.Namespace, "policy": p.Name}
 	summary := outcome.Status.Summary
 	selectedWorkloads.With(labels).Set(float64(summary.SelectedWorkloads))
 	rewrittenProbes.With(labels).Set(float64(summary.RewrittenProbes))
 	pendingProbes.With(labels).Set(float64(summary.PendingProbes))
 	unhealthyPods.With(labels).Set(float64(summary.UnhealthyPods))
+	rolloutDeadline.With(labels).Set(plan.ProgressDeadline(p.Spec).Seconds())
+	// The counters exist from the first reconcile on, at 0, so that increase() sees the first
+	// rollout that fails.
+	started, completed, failed := rolloutsStarted.With(labels), rolloutsCompleted.With(labels), rolloutsFailed.With(labels)
 	for _, e := range outcome.Events {
 		switch e.Reason {
 		case v1alpha1.EventRolloutStarted, v1alpha1.EventRestored:
 			// A restore starts a rollout too; its completion and failure are counted below.
-			rolloutsStarted.With(labels).Inc()
+			started.Inc()
 		case v1alpha1.EventRolloutComplete:
-			rolloutsCompleted.With(labels).Inc()
+			completed.Inc()
 		case v1alpha1.EventRolloutFailed:
-			rolloutsFailed.With(labels).Inc()
+			failed.Inc()
 		}
 	}
+
+	exportedMu.Lock()
+	defer exportedMu.Unlock()
+	key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+	previous, seen := exportedFor[key]
+	if !seen || previous.pending != summary.PendingProbes {
+		pendingProbesChanged.With(labels).Set(float64(now.Unix()))
+	}
+	exportedFor[key] = exported{pending: summary.PendingProbes, conditions: recordConditions(p, outcome, previous.conditions)}
+}
+
+// recordConditions sets the series of each of the operator's conditions in the outcome and then
+// deletes the ones previously set that no longer hold, so that no scrape sees a condition type
+// without a series. It returns the series now set, by condition type.
+func recordConditions(p *v1alpha1.ProbeRedirectPolicy, outcome plan.Outcome, previous map[string]prometheus.Labels) map[string]prometheus.Labels {
+	current := map[string]prometheus.Labels{}
+	for _, c := range plan.OwnConditions(outcome.Status.Conditions) {
+		labels := prometheus.Labels{"namespace": p.Namespace, "policy": p.Name,
+			"type": c.Type, "status": string(c.Status), "reason": c.Reason}
+		policyCondition.With(labels).Set(1)
+		current[c.Type] = labels
+	}
+	for kind, labels := range previous {
+		if now, ok := current[kind]; !ok || now["status"] != labels["status"] || now["reason"] != labels["reason"] {
+			policyCondition.Delete(labels)
+		}
+	}
+	return current
 }
 
 // forgetMetrics drops a deleted policy's series.
 func forgetMetrics(namespace, name string) {
 	labels := prometheus.Labels{"namespace": namespace, "policy": name}
-	for _, v := range []*prometheus.MetricVec{selectedWorkloads.MetricVec, rewrittenProbes.MetricVec,
-		pendingProbes.MetricVec, unhealthyPods.MetricVec, rolloutsStarted.MetricVec, rolloutsCompleted.MetricVec, rolloutsFailed.MetricVec} {
+	for _, v := range policyVecs {
 		v.Delete(labels)
 	}
+	policyCondition.DeletePartialMatch(labels)
+	exportedMu.Lock()
+	defer exportedMu.Unlock()
+	delete(exportedFor, types.NamespacedName{Namespace: namespace, Name: name})
 }

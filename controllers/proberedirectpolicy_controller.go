@@ -105,7 +105,7 @@ func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 
 	outcome, err := r.decideAndApply(ctx, policy, deleting)
 	statusErr := r.writeStatus(ctx, policy, outcome.Status)
-	recordMetrics(policy, outcome)
+	recordMetrics(policy, outcome, r.Clock.Now())
 	for _, e := range outcome.Events {
 		r.Recorder.Eventf(policy, nil, e.Type, string(e.Reason), string(e.Reason), "%s", e.Message)
 	}

@@ -174,7 +174,7 @@ func newDecision(in Input, restoring bool) Decision {
 			NamespaceMTLS:    in.MTLS.NamespaceMode(in.Policy.Namespace),
 			Istio:            in.Istio,
 			Now:              in.Now,
-			ProgressDeadline: progressDeadline(in.Policy.Spec),
+			ProgressDeadline: ProgressDeadline(in.Policy.Spec),
 		},
 	}
 }

@@ -51,7 +51,7 @@ func judgeRestore(in Input, w Workload) (v Verdict, event *Event, keep bool) {
 	setting, _ := mesh.ReadRewriteSetting(w.Template().Annotations)
 	record := findRecord(in.Policy.Status.Rollouts, ref)
 	stale := record != nil && record.Generation > w.Object.GetGeneration()
-	deadline := progressDeadline(in.Policy.Spec)
+	deadline := ProgressDeadline(in.Policy.Spec)
 	switch {
 	case w.ManagedByOperator && setting == mesh.RewriteEnabled && !stale:
 		v.Status.State, v.Status.Reason, v.Status.Message = v1alpha1.WorkloadQueued, v1alpha1.StatusReasonWaitingToRestore, "the operator's annotation is removed next"

@@ -30,7 +30,9 @@ func maxConcurrent(s v1alpha1.ProbeRedirectPolicySpec) int32 {
 	return s.Rollout.MaxConcurrent
 }
 
-func progressDeadline(s v1alpha1.ProbeRedirectPolicySpec) time.Duration {
+// ProgressDeadline is how long one workload's rollout may take before it counts as failed:
+// spec.rollout.progressDeadlineSeconds, or its default.
+func ProgressDeadline(s v1alpha1.ProbeRedirectPolicySpec) time.Duration {
 	seconds := s.Rollout.ProgressDeadlineSeconds
 	if seconds < 1 {
 		seconds = v1alpha1.DefaultProgressDeadlineSeconds

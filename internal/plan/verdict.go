@@ -187,7 +187,7 @@ func annotated(in Input, w Workload, v Verdict, f workloadFacts, by string) Verd
 	extra := liveOnlyProbes(in.Policy.Spec, analysed, f.pods, in.Config.StatusPort, f.modes)
 	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
 	v.Needs = append(v.Needs, extra.needs...)
-	v = followRollout(v, record, progress, worse(verified, extra.worst), by, in.Now, progressDeadline(in.Policy.Spec))
+	v = followRollout(v, record, progress, worse(verified, extra.worst), by, in.Now, ProgressDeadline(in.Policy.Spec))
 	if v.Status.State == v1alpha1.WorkloadRolloutFailed {
 		return v
 	}
