@@ -89,9 +89,12 @@ func TestInstallerRendersAHardenedManager(t *testing.T) {
 
 func TestOptionalOverlaysRender(t *testing.T) {
 	g := NewWithT(t)
-	monitor := kustomizeBuild(t, "config/prometheus")
-	g.Expect(monitor).To(HaveLen(1))
-	g.Expect(monitor[0].GetKind()).To(Equal("ServiceMonitor"))
+	monitoring := kustomizeBuild(t, "config/prometheus")
+	kinds := []string{}
+	for _, o := range monitoring {
+		kinds = append(kinds, o.GetKind())
+	}
+	g.Expect(kinds).To(ConsistOf("ServiceMonitor", "PrometheusRule"))
 	policy := kustomizeBuild(t, "config/network-policy")
 	g.Expect(policy).To(HaveLen(1))
 	g.Expect(policy[0].GetKind()).To(Equal("NetworkPolicy"))
