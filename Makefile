@@ -37,12 +37,14 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module and test/argocd.
+lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module, test/argocd and test/prometheus.
 	@rc=0; \
 	echo "$(GOLANGCI_LINT) run ./..."; \
 	$(GOLANGCI_LINT) run ./... || rc=1; \
-	echo "cd test/argocd && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./..."; \
-	(cd test/argocd && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || rc=1; \
+	for m in test/argocd test/prometheus; do \
+		echo "cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./..."; \
+		(cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || rc=1; \
+	done; \
 	exit $$rc
 
 .PHONY: test
@@ -52,6 +54,10 @@ test: envtest-bins controller-gen kustomize vet ## Run every unit and integratio
 .PHONY: test-argocd
 test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snippet and Argo CD's diff of our annotation, with Argo CD's own code (separate Go module).
 	cd test/argocd && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test ./... $(GOTEST_FLAGS)
+
+.PHONY: test-prometheus
+test-prometheus: envtest-bins ## Unit-test the alerts (config/prometheus/rules.yaml) and check the Grafana dashboard's queries with Prometheus's own code, against what a running operator serves (separate Go module).
+	cd test/prometheus && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test ./... $(GOTEST_FLAGS)
 
 .PHONY: argocd-cm
 argocd-cm: ## Regenerate config/argocd/argocd-cm-health-patch.yaml from health.lua.
