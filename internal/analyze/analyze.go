@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 
@@ -64,10 +65,12 @@ type Objects struct {
 
 // Ignored is an object the analysis does not judge.
 type Ignored struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Name       string `json:"name"`
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	Name       string `json:"name,omitempty"`
 	Source     Source `json:"source"`
+	// Why says why it is not judged, when that is not simply its kind.
+	Why string `json:"why,omitempty"`
 }
 
 // Options are the settings the judgement depends on, as the operator's flags.
@@ -132,6 +135,12 @@ type ProbeFinding struct {
 // policy with the API's defaults that selects everything, to say what it would need.
 func Analyze(objs Objects, opts Options) Report {
 	report := Report{Ignored: objs.Ignored}
+	objs = newestUnlessDated(objs, opts.Now)
+	for _, p := range objs.Policies {
+		if _, err := metav1.LabelSelectorAsSelector(p.Spec.Selector); err != nil || p.Spec.Selector == nil {
+			report.Notes = append(report.Notes, fmt.Sprintf("ProbeRedirectPolicy %s/%s selects nothing: its spec.selector is invalid or missing (the API server would reject it).", p.Namespace, p.Name))
+		}
+	}
 	namespaces := map[string]*corev1.Namespace{}
 	for _, ns := range objs.Namespaces {
 		namespaces[ns.Name] = ns
@@ -161,30 +170,18 @@ func Analyze(objs Objects, opts Options) Report {
 func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.ProbeRedirectPolicy, resolver *mtls.Resolver, opts Options) WorkloadFinding {
 	ns := w.Object.GetNamespace()
 	owner := plan.ManagingPolicy(policies, w.Workload)
-	policy := owner
-	if policy == nil {
-		policy = &v1alpha1.ProbeRedirectPolicy{ObjectMeta: metav1.ObjectMeta{Name: "(none)", Namespace: ns},
-			Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{}}}
+	// Whether a probe breaks is judged under the API's defaults (every handler, StrictMTLS): a
+	// policy that leaves a handler out of spec.probeTypes does not make its probe work.
+	byDefault := decide(w, namespaceLabels, &v1alpha1.ProbeRedirectPolicy{ObjectMeta: metav1.ObjectMeta{Name: "(none)", Namespace: ns},
+		Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{}}}, resolver, opts)
+	d := byDefault
+	if owner != nil {
+		d = decide(w, namespaceLabels, owner, resolver, opts)
 	}
-	d := plan.Decide(plan.Input{
-		Policy:          policy,
-		Policies:        []*v1alpha1.ProbeRedirectPolicy{policy},
-		NamespaceLabels: namespaceLabels,
-		Workloads:       []plan.Workload{w.Workload},
-		MTLS:            resolver,
-		Istio:           opts.Istio,
-		Now:             opts.Now,
-		Config:          plan.Config{StatusPort: opts.StatusPort},
-	})
 	ref := w.Ref()
 	f := WorkloadFinding{Namespace: ns, Kind: ref.Kind, Name: ref.Name, Source: w.Source}
 	if owner != nil {
 		f.Policy = owner.Name
-	}
-	if len(d.Verdicts) == 0 {
-		// The managing policy selects it, so only an invalid selector leaves no verdict.
-		f.Verdict, f.Message = Unsupported, "spec.selector of policy "+policy.Name+" is invalid: "+d.InvalidSelector
-		return f
 	}
 	v := d.Verdicts[0]
 	f.MTLSMode, f.Reason, f.Message = v.Status.MTLSMode, v.Status.Reason, v.Status.Message
@@ -198,12 +195,56 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 		}
 		p.Breaks = breaks(f.Verdict, v.Annotated, p, ps.State)
 		p.Verdict = probeVerdict(f.Verdict, p)
+		if defaults := byDefault.Verdicts[0].Needs; f.Verdict != NotInMesh && p.Need == "" && i < len(defaults) && defaults[i].Reason != "" &&
+			p.Verdict != Redirected && p.Verdict != OptedOut && f.Verdict != Unsupported {
+			// The policy's spec leaves this probe out, yet it misreports in the mesh.
+			p.Need, p.NeedMessage, p.Breaks, p.Verdict = defaults[i].Reason, defaults[i].Message+"; policy "+owner.Name+"'s spec (probeTypes, trigger) leaves it out", true, WillBreak
+		}
 		f.Probes = append(f.Probes, p)
 	}
 	if f.Verdict == FixedByPolicy {
 		f.Message = "policy " + owner.Name + " will annotate the workload"
 	}
 	return f
+}
+
+// decide runs plan.Decide for one workload under policy.
+func decide(w Workload, namespaceLabels map[string]string, policy *v1alpha1.ProbeRedirectPolicy, resolver *mtls.Resolver, opts Options) plan.Decision {
+	return plan.Decide(plan.Input{
+		Policy:          policy,
+		Policies:        []*v1alpha1.ProbeRedirectPolicy{policy},
+		NamespaceLabels: namespaceLabels,
+		Workloads:       []plan.Workload{w.Workload},
+		MTLS:            resolver,
+		Istio:           opts.Istio,
+		Now:             opts.Now,
+		Config:          plan.Config{StatusPort: opts.StatusPort},
+	})
+}
+
+// newestUnlessDated gives the policies and PeerAuthentications that have no creationTimestamp
+// (objects in the files, not yet applied) the moment of the judgement: they will be the newest,
+// so an existing older one keeps precedence, as it will in the cluster.
+func newestUnlessDated(objs Objects, now time.Time) Objects {
+	stamp := metav1.NewTime(now.Truncate(time.Second))
+	policies := make([]*v1alpha1.ProbeRedirectPolicy, len(objs.Policies))
+	for i, p := range objs.Policies {
+		if p.CreationTimestamp.IsZero() {
+			p = p.DeepCopy()
+			p.CreationTimestamp = stamp
+		}
+		policies[i] = p
+	}
+	peerAuthentications := make([]*securityv1.PeerAuthentication, len(objs.PeerAuthentications))
+	for i, pa := range objs.PeerAuthentications {
+		if pa.CreationTimestamp.IsZero() {
+			pa = pa.DeepCopy()
+			pa.CreationTimestamp = stamp
+		}
+		peerAuthentications[i] = pa
+	}
+	objs.Policies, objs.PeerAuthentications = policies, peerAuthentications
+	return objs
 }
 
 // verdictOf reads the workload's verdict from the operator's decision.
@@ -235,8 +276,9 @@ func breaks(verdict Verdict, annotated bool, p ProbeFinding, state v1alpha1.Prob
 	case WillBreak, OptedOut:
 		return p.Need != ""
 	case Unsupported:
-		// Unredirected, a probe that needs it breaks; redirected, a hazard breaks it.
-		return p.Need != "" || (annotated && state == v1alpha1.ProbeUnsupported)
+		// Unredirected, a probe that needs it breaks; redirected, a hazard breaks it; and a startup
+		// probe behind an ordinary istio-proxy deadlocks wherever Istio rewrites (its default).
+		return p.Need != "" || (annotated && state == v1alpha1.ProbeUnsupported) || p.Reason == v1alpha1.StatusReasonStartupProbeBeforeSidecar
 	}
 	return false
 }

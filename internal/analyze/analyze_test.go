@@ -8,9 +8,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/analyze"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
 var now = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
@@ -153,7 +155,23 @@ items:
 				g.Expect(objs.Ignored).To(Equal([]analyze.Ignored{{APIVersion: "example.com/v1", Kind: "Widget", Name: "w", Source: analyze.Source{File: "in.yaml", Line: 1}}}))
 			}},
 		{name: "not YAML", input: "apiVersion: v1\nkind: [\n", err: "in.yaml:1"},
-		{name: "no kind", input: "metadata: {name: x}\n", err: "in.yaml:1: the document has no apiVersion and kind"},
+		{name: "not a Kubernetes object (a values.yaml)", input: "replicaCount: 2\nimage: {tag: 1.0}\n", check: func(g Gomega, objs analyze.Objects) {
+			g.Expect(objs.Ignored).To(Equal([]analyze.Ignored{{Source: analyze.Source{File: "in.yaml", Line: 1}, Why: "not a Kubernetes object (no apiVersion and kind)"}}))
+		}},
+		{name: "a workload of a retired apiVersion is named, not judged", input: "apiVersion: apps/v1beta2\nkind: Deployment\nmetadata: {name: old}\nspec: {template: {spec: {containers: [{name: a, image: a}]}}}\n",
+			check: func(g Gomega, objs analyze.Objects) {
+				g.Expect(objs.Workloads).To(BeEmpty())
+				g.Expect(objs.Ignored).To(ConsistOf(And(HaveField("APIVersion", "apps/v1beta2"), HaveField("Kind", "Deployment"), HaveField("Name", "old"),
+					HaveField("Why", "served no longer: write it as apps/v1"))))
+			}},
+		{name: "separators with comments, and a typed list", input: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n--- # the next one\n" +
+			"apiVersion: apps/v1\nkind: DeploymentList\nitems:\n- metadata: {name: d1}\n  spec: {template: {spec: {containers: [{name: a, image: a}]}}}\n- metadata: {name: d2}\n",
+			check: func(g Gomega, objs analyze.Objects) {
+				g.Expect(objs.Namespaces).To(HaveLen(1))
+				g.Expect(objs.Workloads).To(HaveLen(2))
+				g.Expect(objs.Workloads[1].Object.GetName()).To(Equal("d2"))
+				g.Expect(objs.Workloads[0].Source.Line).To(Equal(5))
+			}},
 		{name: "a known kind with a wrong field type", input: "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n", err: "in.yaml:2"},
 	}
 	for _, tt := range tests {
@@ -169,4 +187,94 @@ items:
 			tt.check(g, objs)
 		})
 	}
+}
+
+// TestReviewFindings covers what a review of the analysis found: each case is a small input and
+// the verdict a user must read.
+func TestReviewFindings(t *testing.T) {
+	const strictShop = `apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web, readinessProbe: {httpGet: {path: /ready, port: 8080}}}]}
+`
+	run := func(t *testing.T, extra string, opts analyze.Options) analyze.Report {
+		var objs analyze.Objects
+		NewWithT(t).Expect(analyze.DecodeManifests(strings.NewReader(strictShop+"---\n"+extra), "in.yaml", "default", &objs)).To(Succeed())
+		return analyze.Analyze(objs, opts)
+	}
+	probe := func(r analyze.Report) analyze.ProbeFinding { return r.Workloads[0].Probes[0] }
+
+	t.Run("a policy whose probeTypes leave the HTTP probe out does not make it work", func(t *testing.T) {
+		g := NewWithT(t)
+		r := run(t, "apiVersion: mesh.proberedirect.io/v1alpha1\nkind: ProbeRedirectPolicy\nmetadata: {name: tcp-only, namespace: shop}\nspec: {selector: {}, probeTypes: [TCP]}\n", options())
+		g.Expect(probe(r).Verdict).To(Equal(analyze.WillBreak))
+		g.Expect(probe(r).Breaks).To(BeTrue())
+		g.Expect(probe(r).NeedMessage).To(ContainSubstring("policy tcp-only's spec (probeTypes, trigger) leaves it out"))
+		g.Expect(r.Fails(analyze.FailOnBreak)).To(BeTrue())
+	})
+	t.Run("a policy in the change is newer than one the cluster has", func(t *testing.T) {
+		g := NewWithT(t)
+		r := run(t, `apiVersion: mesh.proberedirect.io/v1alpha1
+kind: ProbeRedirectPolicy
+metadata: {name: old-suspended, namespace: shop, creationTimestamp: "2024-06-01T00:00:00Z"}
+spec: {selector: {}, suspend: true}
+---
+apiVersion: mesh.proberedirect.io/v1alpha1
+kind: ProbeRedirectPolicy
+metadata: {name: new, namespace: shop}
+spec: {selector: {}}
+`, options())
+		g.Expect(r.Workloads[0].Policy).To(Equal("old-suspended"), "the older policy manages it, as in the cluster")
+		g.Expect(probe(r).Verdict).To(Equal(analyze.WillBreak))
+	})
+	t.Run("a PeerAuthentication in the change is newer than the cluster's", func(t *testing.T) {
+		g := NewWithT(t)
+		r := run(t, "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: relax, namespace: shop}\nspec: {mtls: {mode: PERMISSIVE}}\n", options())
+		g.Expect(probe(r).MTLSMode).To(Equal(v1alpha1.MTLSStrict), "Istio keeps the oldest namespace-wide policy")
+		g.Expect(probe(r).Verdict).To(Equal(analyze.WillBreak))
+	})
+	t.Run("a startup probe behind an ordinary istio-proxy breaks even when nothing needs a redirect", func(t *testing.T) {
+		g := NewWithT(t)
+		var objs analyze.Objects
+		g.Expect(analyze.DecodeManifests(strings.NewReader(`apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reports, namespace: shop}
+spec:
+  selector: {matchLabels: {app: reports}}
+  template:
+    metadata: {labels: {app: reports}}
+    spec:
+      initContainers: [{name: db-proxy, image: p, restartPolicy: Always, startupProbe: {httpGet: {path: /started, port: 9801}}}]
+      containers: [{name: reports, image: r}]
+`), "in.yaml", "default", &objs)).To(Succeed())
+		opts := options()
+		opts.Istio = mesh.IstioVersion{Version: version.MustParseGeneric("1.26.0")}
+		r := analyze.Analyze(objs, opts)
+		g.Expect(r.Workloads[0].Verdict).To(Equal(analyze.Unsupported))
+		g.Expect(probe(r).Breaks).To(BeTrue())
+		g.Expect(r.Fails(analyze.FailOnBreak)).To(BeTrue())
+	})
+	t.Run("an invalid selector is named", func(t *testing.T) {
+		g := NewWithT(t)
+		r := run(t, "apiVersion: mesh.proberedirect.io/v1alpha1\nkind: ProbeRedirectPolicy\nmetadata: {name: bad, namespace: shop}\nspec: {selector: {matchExpressions: [{key: app, operator: Foo}]}}\n", options())
+		g.Expect(r.Notes).To(ContainElement(ContainSubstring("ProbeRedirectPolicy shop/bad selects nothing")))
+		g.Expect(r.Workloads[0].Policy).To(BeEmpty())
+	})
 }

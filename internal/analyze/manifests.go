@@ -8,9 +8,12 @@ import (
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	securityv1beta1 "istio.io/client-go/pkg/apis/security/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -62,13 +65,13 @@ type document struct {
 	line int
 }
 
-// splitDocuments splits a YAML stream at its "---" separator lines, as the YAML reader of
-// k8s.io/apimachinery does, keeping each document's first line number.
+// splitDocuments splits a YAML stream at its "---" separator lines (which may carry a comment),
+// as the YAML reader of k8s.io/apimachinery does, keeping each document's first line number.
 func splitDocuments(data []byte) []document {
 	var docs []document
 	current := document{line: 1}
 	for i, l := range bytes.SplitAfter(data, []byte("\n")) {
-		if bytes.HasPrefix(l, []byte("---")) && len(bytes.TrimSpace(l[3:])) == 0 {
+		if rest, ok := bytes.CutPrefix(l, []byte("---")); ok && (len(bytes.TrimSpace(rest)) == 0 || (len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') && bytes.HasPrefix(bytes.TrimSpace(rest), []byte("#")))) {
 			docs = append(docs, current)
 			current = document{line: i + 2}
 			continue
@@ -88,7 +91,9 @@ func decodeDocument(doc []byte, src Source, defaultNamespace string, objs *Objec
 		return err
 	}
 	if meta.Kind == "" || meta.APIVersion == "" {
-		return fmt.Errorf("the document has no apiVersion and kind")
+		// A values.yaml, a Chart.yaml or another file that is not a Kubernetes object.
+		objs.Ignored = append(objs.Ignored, Ignored{Source: src, Why: "not a Kubernetes object (no apiVersion and kind)"})
+		return nil
 	}
 	obj, gvk, err := decoder.Decode(json, nil, nil)
 	if runtime.IsNotRegisteredError(err) {
@@ -108,12 +113,25 @@ func decodeDocument(doc []byte, src Source, defaultNamespace string, objs *Objec
 		}
 		return nil
 	}
-	add(obj, src, gvk.Kind, defaultNamespace, objs)
+	if apimeta.IsListType(obj) {
+		// A typed list, such as a DeploymentList.
+		items, err := apimeta.ExtractList(obj)
+		if err != nil {
+			return err
+		}
+		itemKind := strings.TrimSuffix(gvk.Kind, "List")
+		for _, item := range items {
+			add(item, src, gvk.GroupVersion().WithKind(itemKind), defaultNamespace, objs)
+		}
+		return nil
+	}
+	add(obj, src, *gvk, defaultNamespace, objs)
 	return nil
 }
 
 // add files one decoded object under its kind.
-func add(obj runtime.Object, src Source, kind, defaultNamespace string, objs *Objects) {
+func add(obj runtime.Object, src Source, gvk schema.GroupVersionKind, defaultNamespace string, objs *Objects) {
+	kind := gvk.Kind
 	if o, ok := obj.(plan.Object); ok && o.GetNamespace() == "" && kind != "Namespace" {
 		o.SetNamespace(defaultNamespace)
 	}
@@ -129,20 +147,24 @@ func add(obj runtime.Object, src Source, kind, defaultNamespace string, objs *Ob
 	case *v1alpha1.ProbeRedirectPolicy:
 		objs.Policies = append(objs.Policies, o)
 	default:
-		for i := range plan.WorkloadKinds {
-			k := &plan.WorkloadKinds[i]
-			if string(k.Kind) == kind {
-				objs.Workloads = append(objs.Workloads, Workload{Workload: plan.NewWorkload(k, obj.(plan.Object), false), Source: src})
-				return
-			}
-		}
 		m, _ := obj.(plan.Object)
-		name := ""
+		name, why := "", ""
 		if m != nil {
 			name = m.GetName()
 		}
-		gvk := obj.GetObjectKind().GroupVersionKind()
-		objs.Ignored = append(objs.Ignored, Ignored{APIVersion: gvk.GroupVersion().String(), Kind: kind, Name: name, Source: src})
+		for i := range plan.WorkloadKinds {
+			k := &plan.WorkloadKinds[i]
+			if string(k.Kind) != kind {
+				continue
+			}
+			if gvk.GroupVersion() == appsv1.SchemeGroupVersion {
+				objs.Workloads = append(objs.Workloads, Workload{Workload: plan.NewWorkload(k, obj.(plan.Object), false), Source: src})
+				return
+			}
+			// apps/v1beta1, apps/v1beta2 and extensions/v1beta1 are gone from the API server.
+			why = "served no longer: write it as apps/v1"
+		}
+		objs.Ignored = append(objs.Ignored, Ignored{APIVersion: gvk.GroupVersion().String(), Kind: kind, Name: name, Source: src, Why: why})
 	}
 }
 

@@ -63,9 +63,16 @@ func (r Report) WriteTable(w io.Writer) error {
 	if len(r.Ignored) > 0 {
 		var names []string
 		for _, i := range r.Ignored {
-			names = append(names, i.Kind+"/"+i.Name)
+			name := i.Kind + "/" + i.Name
+			if i.Why != "" {
+				name = fmt.Sprintf("%s:%d (%s)", i.Source.File, i.Source.Line, i.Why)
+				if i.Kind != "" {
+					name = fmt.Sprintf("%s %s/%s (%s)", i.APIVersion, i.Kind, i.Name, i.Why)
+				}
+			}
+			names = append(names, name)
 		}
-		_, _ = fmt.Fprintf(w, "Not judged (the operator manages Deployments, StatefulSets and DaemonSets): %s\n", strings.Join(names, ", "))
+		_, _ = fmt.Fprintf(w, "Not judged (the operator manages apps/v1 Deployments, StatefulSets and DaemonSets): %s\n", strings.Join(names, ", "))
 	}
 	counts := r.counts()
 	_, err := fmt.Fprintf(w, "%d workload(s), %d probe(s): %d will break, %d fixed by a policy, %d already redirected.\n",

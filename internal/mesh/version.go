@@ -103,16 +103,14 @@ func VersionOfPod(spec *corev1.PodSpec) (v *version.Version, ok bool) {
 // chart labels them app=istiod).
 var IstiodLabelSelector = map[string]string{"app": "istiod"}
 
-// NamespaceVersion reads the Istio version of a namespace: the istio-proxy image of its live pods
-// (the first that shows one), else the image of the istiod Deployment that serves it. istiods are
+// NamespaceVersion reads the Istio version of a namespace: the newest istio-proxy image of its
+// live pods, else the image of the istiod Deployment that serves it. istiods are
 // the Deployments IstiodLabelSelector selects in the root namespace; the one serving a namespace
 // is the revision named by the namespace's istio.io/rev label, else the default revision (label
 // istio.io/rev "default" or none). The result is unknown when none of them tells.
 func NamespaceVersion(pods []*corev1.Pod, istiods []appsv1.Deployment, namespaceLabels map[string]string) IstioVersion {
-	for _, pod := range pods {
-		if v, ok := VersionOfPod(&pod.Spec); ok {
-			return IstioVersion{Version: v, Source: "istio-proxy image"}
-		}
+	if v := NewestOnPods(pods); v.Known() {
+		return v
 	}
 	revision := namespaceLabels[label.IoIstioRev.Name]
 	for _, d := range istiods {
@@ -133,4 +131,16 @@ func NamespaceVersion(pods []*corev1.Pod, istiods []appsv1.Deployment, namespace
 		}
 	}
 	return IstioVersion{}
+}
+
+// NewestOnPods is the newest Istio version the istio-proxy images of pods show (newest, so that
+// the answer does not depend on the pods' order during an upgrade); unknown when none shows one.
+func NewestOnPods(pods []*corev1.Pod) IstioVersion {
+	var newest IstioVersion
+	for _, pod := range pods {
+		if v, ok := VersionOfPod(&pod.Spec); ok && (newest.Version == nil || v.GreaterThan(newest.Version)) {
+			newest = IstioVersion{Version: v, Source: "istio-proxy image"}
+		}
+	}
+	return newest
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -84,12 +85,16 @@ func livePods(in Input, ref Ref) podsOfWorkload {
 		if owner, ok := WorkloadOfPod(pod); !ok || owner != ref {
 			continue
 		}
+		// (The pods are sorted by name below, so that no answer depends on the cache's order.)
 		if setting, _ := mesh.ReadRewriteSetting(pod.Annotations); setting == mesh.RewriteEnabled {
 			pods.current = append(pods.current, pod)
 		} else {
 			pods.old = append(pods.old, pod)
 		}
 	}
+	byName := func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(pods.current, byName)
+	slices.SortFunc(pods.old, byName)
 	return pods
 }
 
@@ -171,6 +176,15 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 	for _, p := range template {
 		known[p.Key()] = true
 	}
+	// Each live-only probe, as the first pod (by name) that has it shows it, and the first pod
+	// that has it unrewritten, if any: one such pod is enough for the probe to misreport there.
+	type sighting struct {
+		probe       probes.Probe
+		rewritten   probes.ProbeVerification
+		unrewritten *corev1.Pod
+	}
+	var order []probes.Key
+	seen := map[probes.Key]*sighting{}
 	for _, pod := range pods.current {
 		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
 		verification := probes.VerifyPod(&pod.Spec, port)
@@ -178,41 +192,57 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 			if known[p.Key()] {
 				continue
 			}
-			known[p.Key()] = true
-			ps := v1alpha1.ProbeStatus{Container: p.Container, Kind: p.Kind, Handler: p.Handler,
-				Original: truncate(p.Original, v1alpha1.MaxTargetLength), State: v1alpha1.ProbeNotNeeded}
 			pv, verified := verification.Probes[p.Key()]
-			n := needOf(spec, p, modes)
-			switch {
-			case p.Handler == v1alpha1.HandlerExec:
-				setProbe(&ps, v1alpha1.ProbeNotNeeded, n.reason, n.message)
-			case verified && pv.Rewritten:
-				// Istio was reinvoked after the other webhook (reinvocationPolicy IfNeeded).
-				ps.Original = truncate(pv.Original, v1alpha1.MaxTargetLength)
-				ps.Rewritten = truncate(pv.Target, v1alpha1.MaxTargetLength)
-				setProbe(&ps, v1alpha1.ProbeRewritten, v1alpha1.StatusReasonVerifiedOnPods,
-					fmt.Sprintf("container %q exists only on the live pods; its probe was rewritten on pod %s", p.Container, pod.Name))
-			case n.needed:
-				ps.MTLSMode = portMode(p, modes)
-				setProbe(&ps, v1alpha1.ProbeNotRewritten, v1alpha1.StatusReasonAddedAfterInjection,
-					fmt.Sprintf("container %q exists only on the live pods (pod %s): a mutating webhook added it after Istio's injector ran, so its probe was not rewritten and %s; "+
-						"set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded", p.Container, pod.Name, n.message))
-				out.needs = append(out.needs, Need{Reason: n.reason, Message: n.message})
-				out.statuses = append(out.statuses, ps)
-				out.worst = v1alpha1.ProbeNotRewritten
-				if !slices.Contains(out.unrewritten, p.Container) {
-					out.unrewritten = append(out.unrewritten, p.Container)
-				}
-				continue
-			default:
-				ps.MTLSMode = portMode(p, modes)
-				setProbe(&ps, v1alpha1.ProbeNotNeeded, n.reason, n.message)
+			sg, ok := seen[p.Key()]
+			if !ok {
+				sg = &sighting{probe: p}
+				seen[p.Key()], order = sg, append(order, p.Key())
 			}
-			// A rewritten probe is read back as its rewrite (an httpGet on the status port), so
-			// its need is not known here.
-			out.needs = append(out.needs, Need{})
-			out.statuses = append(out.statuses, ps)
+			switch {
+			case verified && pv.Rewritten:
+				if sg.rewritten.Target == "" {
+					sg.rewritten = pv
+				}
+			case p.Handler != v1alpha1.HandlerExec && sg.unrewritten == nil:
+				sg.probe, sg.unrewritten = p, pod
+			}
 		}
+	}
+	for _, key := range order {
+		sg := seen[key]
+		p := sg.probe
+		ps := v1alpha1.ProbeStatus{Container: p.Container, Kind: p.Kind, Handler: p.Handler,
+			Original: truncate(p.Original, v1alpha1.MaxTargetLength), State: v1alpha1.ProbeNotNeeded}
+		n := needOf(spec, p, modes)
+		switch {
+		case p.Handler == v1alpha1.HandlerExec:
+			setProbe(&ps, v1alpha1.ProbeNotNeeded, n.reason, n.message)
+		case sg.unrewritten == nil:
+			// Istio was reinvoked after the other webhook (reinvocationPolicy IfNeeded).
+			ps.Original = truncate(sg.rewritten.Original, v1alpha1.MaxTargetLength)
+			ps.Rewritten = truncate(sg.rewritten.Target, v1alpha1.MaxTargetLength)
+			setProbe(&ps, v1alpha1.ProbeRewritten, v1alpha1.StatusReasonVerifiedOnPods,
+				fmt.Sprintf("container %q exists only on the live pods; its probe was rewritten on every one", p.Container))
+		case n.needed:
+			ps.MTLSMode = portMode(p, modes)
+			setProbe(&ps, v1alpha1.ProbeNotRewritten, v1alpha1.StatusReasonAddedAfterInjection,
+				fmt.Sprintf("container %q exists only on the live pods (pod %s): a mutating webhook added it after Istio's injector ran, so its probe was not rewritten and %s; "+
+					"set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded", p.Container, sg.unrewritten.Name, n.message))
+			out.needs = append(out.needs, Need{Reason: n.reason, Message: n.message})
+			out.statuses = append(out.statuses, ps)
+			out.worst = v1alpha1.ProbeNotRewritten
+			if !slices.Contains(out.unrewritten, p.Container) {
+				out.unrewritten = append(out.unrewritten, p.Container)
+			}
+			continue
+		default:
+			ps.MTLSMode = portMode(p, modes)
+			setProbe(&ps, v1alpha1.ProbeNotNeeded, n.reason, n.message)
+		}
+		// A rewritten probe is read back as its rewrite (an httpGet on the status port), so
+		// its need is not known here.
+		out.needs = append(out.needs, Need{})
+		out.statuses = append(out.statuses, ps)
 	}
 	return out
 }

@@ -71,12 +71,16 @@ func observeWorkload(in Input, w Workload) workloadFacts {
 	f.modes = in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
 	// A template injected before it was applied is judged by the probes its env keeps.
 	f.analysed, f.rewrittenInTemplate = probes.Originals(&template.Spec, f.settings.StatusPort)
-	if f.rewrittenInTemplate > 0 {
+	if f.rewrittenInTemplate > 0 && !template.Spec.HostNetwork {
 		f.settings.Injected = true
 		// Every pod comes from the injected template: none is "old".
 		f.pods = podsOfWorkload{current: slices.Concat(f.pods.current, f.pods.old)}
 	}
-	probes.MarkStartupBeforeProxy(f.analysed, nativeSidecar(f.pods, f.settings))
+	native := nativeSidecar(f.pods, f.settings)
+	if inTemplate, found := mesh.NativeSidecarOnPod(&template.Spec); found {
+		native = inTemplate // injected before it was applied: the template says where istio-proxy is
+	}
+	probes.MarkStartupBeforeProxy(f.analysed, native)
 	f.needs = make([]need, len(f.analysed))
 	for i, p := range f.analysed {
 		f.needs[i] = needOf(in.Policy.Spec, p, f.modes)
@@ -197,8 +201,10 @@ func annotated(in Input, w Workload, v Verdict, f workloadFacts, by string) Verd
 		v.Status.Message = fmt.Sprintf("container(s) %s exist only on the live pods: a mutating webhook added them after Istio's injector ran, so their probes were not rewritten; "+
 			"set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded, or put the containers in the template", strings.Join(extra.unrewritten, ", "))
 	}
-	// Someone else enabled the rewrite on a template whose probes it breaks: say so.
-	for i, p := range analysed {
+	// Someone else enabled the rewrite on a template whose probes it breaks: say so, naming the
+	// first hazard.
+	for i := len(analysed) - 1; i >= 0; i-- {
+		p := analysed[i]
 		if p.Hazard == "" {
 			continue
 		}
@@ -324,13 +330,12 @@ func deadlineOf(record *v1alpha1.RolloutRecord, deadline time.Duration) time.Tim
 	return record.StartedAt.Add(deadline)
 }
 
-// istioOf is the Istio version of a workload: its live pods' istio-proxy image when they show
-// one, else the namespace's.
+// istioOf is the Istio version of a workload: the newest istio-proxy image of its live pods when
+// they show one (newest, so that the answer does not depend on the pods' order), else the
+// namespace's.
 func istioOf(namespace mesh.IstioVersion, pods podsOfWorkload) mesh.IstioVersion {
-	for _, pod := range slices.Concat(pods.current, pods.old) {
-		if v, ok := mesh.VersionOfPod(&pod.Spec); ok {
-			return mesh.IstioVersion{Version: v, Source: "istio-proxy image"}
-		}
+	if v := mesh.NewestOnPods(slices.Concat(pods.current, pods.old)); v.Known() {
+		return v
 	}
 	return namespace
 }

@@ -228,21 +228,36 @@ func Originals(spec *corev1.PodSpec, statusPort int32) (analysed []Probe, rewrit
 	}
 	for i, p := range analysed {
 		v, ok := verification.Probes[p.Key()]
+		if ok && (v.Reason == v1alpha1.StatusReasonMissingKubeAppProbersEntry || v.Reason == v1alpha1.StatusReasonInvalidKubeAppProbers) {
+			// Rewritten in the template, but the agent has nothing to run: it answers 400.
+			analysed[i].Hazard = v.Reason
+			analysed[i].HazardMessage = fmt.Sprintf("The %s probe of container %q already points at the agent, but %s holds no valid entry for it, so the agent answers 400.",
+				kindWord(p.Kind), p.Container, mesh.KubeAppProbersEnv)
+			continue
+		}
 		entry, found := probers[mesh.ProberPath(p.Container, p.Kind)]
 		if !ok || !v.Rewritten || !found {
 			continue
 		}
-		original := Probe{Container: p.Container, Init: p.Init, Kind: p.Kind, Original: describeProber(entry)}
-		switch {
-		case entry.HTTPGet != nil:
-			original.Handler, original.Port, original.Host = v1alpha1.HandlerHTTP, entry.HTTPGet.Port.IntVal, entry.HTTPGet.Host
-		case entry.TCPSocket != nil:
-			original.Handler, original.Port, original.Host = v1alpha1.HandlerTCP, entry.TCPSocket.Port.IntVal, entry.TCPSocket.Host
-		case entry.GRPC != nil:
-			original.Handler, original.Port = v1alpha1.HandlerGRPC, entry.GRPC.Port
-		}
-		analysed[i] = original
+		analysed[i] = originalOf(p, entry, statusPort, spec)
 		rewritten++
 	}
 	return analysed, rewritten
+}
+
+// originalOf is the probe an ISTIO_KUBE_APP_PROBERS entry keeps for rewritten probe p, with the
+// hazards the original would have had.
+func originalOf(p Probe, entry AppProber, statusPort int32, spec *corev1.PodSpec) Probe {
+	original := Probe{Container: p.Container, Init: p.Init, Kind: p.Kind, Original: describeProber(entry)}
+	pr := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: entry.HTTPGet, TCPSocket: entry.TCPSocket, GRPC: entry.GRPC}}
+	switch {
+	case entry.HTTPGet != nil:
+		original.Handler, original.Port, original.Host = v1alpha1.HandlerHTTP, entry.HTTPGet.Port.IntVal, entry.HTTPGet.Host
+	case entry.TCPSocket != nil:
+		original.Handler, original.Port, original.Host = v1alpha1.HandlerTCP, entry.TCPSocket.Port.IntVal, entry.TCPSocket.Host
+	case entry.GRPC != nil:
+		original.Handler, original.Port = v1alpha1.HandlerGRPC, entry.GRPC.Port
+	}
+	setHazard(&original, pr, true, statusPort, spec)
+	return original
 }
