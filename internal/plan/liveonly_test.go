@@ -112,3 +112,25 @@ func TestLiveOnlyProbeThatNeedsNoRedirect(t *testing.T) {
 	g.Expect(ws.Probes).To(ContainElement(And(HaveField("Container", "policy-agent"), HaveField("State", v1alpha1.ProbeNotNeeded),
 		HaveField("Reason", v1alpha1.StatusReasonPortNotStrict))))
 }
+
+// One pod where Istio was reinvoked and one where it was not: the answer does not depend on the
+// order the cache lists them in.
+func TestLiveOnlyProbesDoNotDependOnPodOrder(t *testing.T) {
+	web := deployment("payments", containers(container("payments", readiness(httpGet(8080, "/ready")))), annotated(), managed())
+	reinvoked := podOf(web, "a")
+	reinvoked.Spec.Containers = append(reinvoked.Spec.Containers, policyAgent())
+	_, err := meshdouble.Inject(reinvoked, injector)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	notReinvoked := livePod(t, web, "b")
+	notReinvoked.Spec.Containers = append(notReinvoked.Spec.Containers, policyAgent())
+	for _, pods := range [][]*corev1.Pod{{reinvoked, notReinvoked}, {notReinvoked, reinvoked}} {
+		g := NewWithT(t)
+		in := input(policy(), web)
+		in.MTLS = resolver(strictNamespace())
+		in.Pods = pods
+		_, out := decide(in)
+		ws := workloadStatus(g, out.Status, deploymentRef("payments"))
+		g.Expect(ws.Reason).To(Equal(v1alpha1.StatusReasonAddedAfterInjection), "pods %s, %s", pods[0].Name, pods[1].Name)
+		g.Expect(ws.Message).To(ContainSubstring("policy-agent"))
+	}
+}

@@ -81,3 +81,23 @@ func TestInjectionTemplates(t *testing.T) {
 		})
 	}
 }
+
+// A kube-injected template whose env has no entry for its probe: the agent would answer 400.
+func TestKubeInjectedTemplateWithoutItsEntry(t *testing.T) {
+	g := NewWithT(t)
+	w := kubeInjected(t)
+	for i, c := range w.Template().Spec.Containers {
+		if c.Name == mesh.ProxyContainerName {
+			w.Template().Spec.Containers[i].Env = nil
+		}
+	}
+	in := input(policy(), w)
+	in.MTLS = resolver(strictNamespace())
+
+	d, out := decide(in)
+
+	g.Expect(d.Annotate).To(BeEmpty())
+	ws := workloadStatus(g, out.Status, deploymentRef("shop"))
+	g.Expect(ws.State).To(Equal(v1alpha1.WorkloadUnsupported), ws.Message)
+	g.Expect(ws.Reason).To(Equal(v1alpha1.StatusReasonMissingKubeAppProbersEntry))
+}
