@@ -114,6 +114,12 @@ test-e2e: control-plane-bins build ## End-to-end tests: local control planes, th
 bundle: manifests kustomize ## Generate the OLM bundle (bundle/, bundle.Dockerfile) from config/ for IMG and VERSION.
 	go run ./hack/bundle --kustomize $(KUSTOMIZE) --version $(VERSION) --image $(IMG) --out bundle
 
+##@ Helm
+
+.PHONY: helm-chart
+helm-chart: manifests kustomize ## Generate the Helm chart (dist/chart) from config/ and the manager's flags, for IMG and VERSION.
+	go run ./hack/helmchart --kustomize $(KUSTOMIZE) --version $(VERSION) --image $(IMG) --out dist/chart
+
 ##@ Deployment
 
 .PHONY: install
