@@ -37,19 +37,24 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module, test/argocd and test/prometheus.
+lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module, test/argocd, test/prometheus and test/helm.
 	@rc=0; \
 	echo "$(GOLANGCI_LINT) run ./..."; \
 	$(GOLANGCI_LINT) run ./... || rc=1; \
-	for m in test/argocd test/prometheus; do \
+	for m in test/argocd test/prometheus test/helm; do \
 		echo "cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./..."; \
 		(cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || rc=1; \
 	done; \
 	exit $$rc
 
 .PHONY: test
-test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver); fails when generated files are stale.
+test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver), then test-helm; fails when generated files are stale.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
+	$(MAKE) --no-print-directory test-helm
+
+.PHONY: test-helm
+test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (separate Go module test/helm): lint, template, install into a real kube-apiserver, up to date.
+	cd test/helm && go vet -tags e2e ./... && KUBEBUILDER_ASSETS="$(LOCALBIN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./...
 
 .PHONY: test-argocd
 test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snippet and Argo CD's diff of our annotation, with Argo CD's own code (separate Go module).
