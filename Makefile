@@ -110,8 +110,9 @@ cluster-status: localcluster ## Say whether the local control plane runs.
 	$(LOCALCLUSTER) status --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR)
 
 .PHONY: test-e2e
-test-e2e: control-plane-bins build ## End-to-end tests: local control planes, the operator as a process, the documented mesh scenarios.
+test-e2e: control-plane-bins build ## End-to-end tests: local control planes, the operator as a process, the documented mesh scenarios, helm install of dist/chart.
 	KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags e2e $(GOTEST_FLAGS) -timeout 40m ./test/...
+	cd test/helm && KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags e2e $(GOTEST_FLAGS) -timeout 20m ./e2e/...
 
 ##@ OLM
 
