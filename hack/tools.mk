@@ -6,7 +6,8 @@
 # Nothing here downloads prebuilt binaries (setup-envtest does not work on our
 # machines): every binary is compiled from the Go module proxy.
 #
-#   controller-gen, kustomize, kwok   `go install pkg@version`
+#   controller-gen, kustomize, kwok,  `go install pkg@version`
+#   helm
 #   etcd                              wrapper module hack/tools/etcd
 #   kube-apiserver, kube-controller-manager, kube-scheduler
 #                                     wrapper module hack/tools/kubernetes
@@ -35,6 +36,8 @@ GO ?= go
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.7.1
 KWOK_VERSION ?= v0.8.0
+# The same release as test/helm/go.mod (the one that pairs with Kubernetes 1.36).
+HELM_VERSION ?= v3.21.4
 ETCD_VERSION := $(shell awk '$$1=="go.etcd.io/etcd/server/v3" && $$2 ~ /^v/ {print $$2; exit}' $(TOOLS_DIR)/etcd/go.mod)
 KUBERNETES_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2; exit}' $(TOOLS_DIR)/kubernetes/go.mod)
 GOLANGCI_LINT_VERSION := $(shell awk '$$1=="github.com/golangci/golangci-lint/v2" && $$2 ~ /^v/ {print $$2; exit}' $(TOOLS_DIR)/golangci-lint/go.mod)
@@ -52,8 +55,9 @@ KUBE_APISERVER ?= $(LOCALBIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER ?= $(LOCALBIN)/kube-controller-manager
 KUBE_SCHEDULER ?= $(LOCALBIN)/kube-scheduler
 KUBECTL ?= $(LOCALBIN)/kubectl
+HELM ?= $(LOCALBIN)/helm
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-kal
-export CONTROLLER_GEN KUSTOMIZE KWOK ETCD KUBE_APISERVER KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBECTL GOLANGCI_LINT
+export CONTROLLER_GEN KUSTOMIZE KWOK HELM ETCD KUBE_APISERVER KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBECTL GOLANGCI_LINT
 
 ## kwok's stock stage manifests ship inside the kwok module. KWOK_MODULE_DIR
 ## is resolved lazily (only when referenced; downloads the module if needed,
@@ -89,10 +93,11 @@ GOLANGCI_LINT_WRAPPER_DEPS := $(TOOLS_DIR)/golangci-lint/go.mod $(TOOLS_DIR)/gol
 
 ##@ Tools
 
-.PHONY: controller-gen kustomize kwok etcd kube-apiserver kube-controller-manager kube-scheduler kubectl golangci-lint-kal envtest-bins control-plane-bins kwok-stages
+.PHONY: controller-gen kustomize kwok helm etcd kube-apiserver kube-controller-manager kube-scheduler kubectl golangci-lint-kal envtest-bins control-plane-bins kwok-stages
 controller-gen: $(LOCALBIN)/controller-gen ## Build controller-gen into $(LOCALBIN).
 kustomize: $(LOCALBIN)/kustomize ## Build kustomize into $(LOCALBIN).
 kwok: $(LOCALBIN)/kwok ## Build kwok into $(LOCALBIN).
+helm: $(LOCALBIN)/helm ## Build the helm CLI into $(LOCALBIN) (the tests use Helm's Go packages; the CLI is for people).
 etcd: $(LOCALBIN)/etcd ## Build etcd into $(LOCALBIN).
 kube-apiserver: $(LOCALBIN)/kube-apiserver ## Build kube-apiserver into $(LOCALBIN).
 kube-controller-manager: $(LOCALBIN)/kube-controller-manager ## Build kube-controller-manager into $(LOCALBIN).
@@ -115,13 +120,13 @@ $(LOCALBIN)/$(1): $(LOCALBIN)/$(1)-$(2)
 	ln -sf $(1)-$(2) $$@
 endef
 
-# $(call go-install-tool,NAME,PACKAGE,VERSION)
+# $(call go-install-tool,NAME,PACKAGE,VERSION[,EXTRA_INSTALL_ARGS])
 # Installs into a private GOBIN, then moves to the version-stamped name.
 define go-install-tool
 $(LOCALBIN)/$(1)-$(3):
 	@mkdir -p $(LOCALBIN)
 	@rm -rf $(LOCALBIN)/.gobin-$(1)
-	GOBIN=$(abspath $(LOCALBIN))/.gobin-$(1) GOWORK=off CGO_ENABLED=0 $(GO) install $(TOOLS_GOFLAGS) $(2)@$(3)
+	GOBIN=$(abspath $(LOCALBIN))/.gobin-$(1) GOWORK=off CGO_ENABLED=0 $(GO) install $(TOOLS_GOFLAGS) $(4) $(2)@$(3)
 	mv -f $(LOCALBIN)/.gobin-$(1)/$(1) $$@
 	@rm -rf $(LOCALBIN)/.gobin-$(1)
 $(call tools-link,$(1),$(3))
@@ -143,6 +148,8 @@ endef
 $(eval $(call go-install-tool,controller-gen,sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION)))
 $(eval $(call go-install-tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION)))
 $(eval $(call go-install-tool,kwok,sigs.k8s.io/kwok/cmd/kwok,$(KWOK_VERSION)))
+# -X as in helm's own Makefile, so that `helm version` reports the release.
+$(eval $(call go-install-tool,helm,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),-ldflags '-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)'))
 
 $(eval $(call go-build-wrapped,etcd,$(TOOLS_DIR)/etcd,go.etcd.io/etcd/server/v3,$(ETCD_VERSION),$(ETCD_WRAPPER_DEPS),-ldflags '$(ETCD_LDFLAGS)'))
 $(foreach b,kube-apiserver kube-controller-manager kube-scheduler kubectl,\
