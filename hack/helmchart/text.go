@@ -151,6 +151,7 @@ func (c *chart) readme(argocdHealth []byte) []byte {
 	r := strings.NewReplacer(
 		"CHART", c.o.chartName,
 		"NAMESPACE", c.namespace,
+		"VERSION", c.o.version,
 		"NSLABELS", strings.Join(labels, " "),
 		"ARGOCDHEALTH", strings.TrimSuffix(string(argocdHealth), "\n"),
 		"VALUESTABLE", strings.TrimSuffix(c.values.table(), "\n"),
