@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -179,6 +180,7 @@ var templateDirs = map[string]string{
 	"Deployment":         "manager",
 	"Service":            "metrics",
 	"ServiceMonitor":     "prometheus",
+	"PrometheusRule":     "prometheus",
 	"NetworkPolicy":      "network-policy",
 }
 
@@ -241,6 +243,8 @@ func (c *chart) addObject(files map[string][]byte, obj *unstructured.Unstructure
 		err = c.templateMetricsService(t, obj)
 	case "ServiceMonitor":
 		err = c.templateServiceMonitor(t, obj)
+	case "PrometheusRule":
+		c.templatePrometheusRule(t, obj)
 	case "NetworkPolicy":
 		err = c.templateNetworkPolicy(t, obj)
 	}
@@ -467,6 +471,46 @@ func (c *chart) templateMetricsService(t *templater, obj *unstructured.Unstructu
 	spec := obj.Object["spec"].(map[string]any)
 	spec["selector"], spec["ports"] = selector, ports
 	return nil
+}
+
+// templatePrometheusRule adds prometheusRule.labels (Prometheus selects rules by label); the
+// alerts themselves are config/prometheus/rules.yaml's, unchanged: their Prometheus templates
+// ({{ $labels.policy }}) are written as Helm string literals, so Helm prints them as they are.
+func (c *chart) templatePrometheusRule(t *templater, obj *unstructured.Unstructured) {
+	var literal func(v any) any
+	literal = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			if strings.Contains(v, "{{") || strings.Contains(v, "}}") {
+				return t.expr("{{ " + strconv.Quote(v) + " | quote }}")
+			}
+		case map[string]any:
+			for k, e := range v {
+				v[k] = literal(e)
+			}
+		case []any:
+			for i, e := range v {
+				v[i] = literal(e)
+			}
+		}
+		return v
+	}
+	obj.Object["spec"] = literal(obj.Object["spec"])
+	meta := obj.Object["metadata"].(map[string]any)
+	// config/prometheus leaves the rule's namespace open; the chart's is the release's.
+	meta["namespace"] = t.expr("{{ .Release.Namespace }}")
+	labels, _ := meta["labels"].(map[string]any)
+	if labels == nil {
+		labels = map[string]any{}
+		meta["labels"] = labels
+	}
+	t.block(labels, "zzz", func(indent int) []string {
+		return []string{
+			"{{- with .Values.prometheusRule.labels }}",
+			fmt.Sprintf("{{- toYaml . | nindent %d }}", indent),
+			"{{- end }}",
+		}
+	})
 }
 
 // templateServiceMonitor scrapes the metrics Service over HTTPS with the Prometheus token when

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -198,13 +199,25 @@ func render(in inputs, o options) (map[string][]byte, error) {
 		condition string
 	}{
 		{in.prometheus, "ServiceMonitor", "config/prometheus", ".Values.serviceMonitor.enabled"},
+		{in.prometheus, "PrometheusRule", "config/prometheus", ".Values.prometheusRule.enabled"},
 		{in.networkPolicy, "NetworkPolicy", "config/network-policy", ".Values.networkPolicy.enabled"},
 	} {
-		if len(extra.objs) != 1 || extra.objs[0].GetKind() != extra.kind {
+		var found []*unstructured.Unstructured
+		for _, obj := range extra.objs {
+			if obj.GetKind() == extra.kind {
+				found = append(found, obj)
+			}
+		}
+		if len(found) != 1 {
 			return nil, fmt.Errorf("%s must render exactly one %s", extra.dir, extra.kind)
 		}
-		if err := c.addObject(files, withPrefix(extra.objs[0], c.prefix), extra.condition); err != nil {
+		if err := c.addObject(files, withPrefix(found[0], c.prefix), extra.condition); err != nil {
 			return nil, err
+		}
+	}
+	for _, obj := range slices.Concat(in.prometheus, in.networkPolicy) {
+		if !slices.Contains([]string{"ServiceMonitor", "PrometheusRule", "NetworkPolicy"}, obj.GetKind()) {
+			return nil, fmt.Errorf("an overlay renders a %s (%s), which the chart generator does not place", obj.GetKind(), obj.GetName())
 		}
 	}
 	if !c.sawDeployment {

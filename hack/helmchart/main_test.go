@@ -121,6 +121,12 @@ metadata: {name: metrics-monitor, namespace: system}
 spec:
   endpoints: [{path: /metrics, port: https, scheme: https, bearerTokenFile: /token, tlsConfig: {insecureSkipVerify: true}}]
   selector: {matchLabels: {app.kubernetes.io/name: op}}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: alerts}
+spec:
+  groups: [{name: g, rules: [{alert: A, expr: up == 0, annotations: {summary: "{{ $labels.job }} is down"}}]}]
 `
 
 const testNetworkPolicy = `
@@ -208,6 +214,7 @@ func TestRenderTemplatesConfig(t *testing.T) {
 		"templates/manager/controller-manager.yaml",
 		"templates/metrics/metrics-service.yaml",
 		"templates/network-policy/allow-metrics-traffic.yaml",
+		"templates/prometheus/alerts.yaml",
 		"templates/prometheus/metrics-monitor.yaml",
 		"templates/rbac/controller-manager.yaml",
 		"templates/rbac/leader-election-role.yaml",

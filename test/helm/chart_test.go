@@ -22,6 +22,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/proberedirect/probe-redirect-operator/test/testenv"
+	"sigs.k8s.io/yaml"
 )
 
 func loadChart(t *testing.T) *chart.Chart {
@@ -79,6 +80,7 @@ func TestChartLints(t *testing.T) {
 		"default values": nil,
 		"everything on": {
 			"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}},
+			"prometheusRule": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}},
 			"networkPolicy":  map[string]any{"enabled": true},
 			"manager":        map[string]any{"logging": map[string]any{"level": "debug"}, "leaderElection": map[string]any{"namespace": "kube-system"}},
 		},
@@ -101,11 +103,11 @@ func TestChartLints(t *testing.T) {
 func TestSchemaRejectsWrongValues(t *testing.T) {
 	ch := loadChart(t)
 	for path, value := range map[string]any{
-		"manager.concurency":          4,
-		"manager.concurrency":         "four",
-		"metrics.secure":              "yes",
-		"manager.image.pullPolicy":    "Sometimes",
-		"serviceMonitor.enable":       true,
+		"manager.concurency":           4,
+		"manager.concurrency":          "four",
+		"metrics.secure":               "yes",
+		"manager.image.pullPolicy":     "Sometimes",
+		"serviceMonitor.enable":        true,
 		"manager.leaderElection.elect": true,
 	} {
 		t.Run(path, func(t *testing.T) {
@@ -276,11 +278,11 @@ var valueCases = map[string]valueCase{
 		subjects, _, _ := unstructured.NestedSlice(binding.Object, "subjects")
 		g.Expect(subjects).To(ConsistOf(HaveKeyWithValue("namespace", Namespace)), "the ServiceAccount stays in the release's namespace")
 	}},
-	"manager.rootNamespace":   {Set(nil, "manager.rootNamespace", "istio-root"), hasArg("--root-namespace=istio-root")},
-	"manager.statusPort":      {Set(nil, "manager.statusPort", 15021), hasArg("--status-port=15021")},
-	"manager.concurrency":     {Set(nil, "manager.concurrency", 7), hasArg("--concurrency=7")},
-	"manager.unhealthyWindow": {Set(nil, "manager.unhealthyWindow", "5m"), hasArg("--unhealthy-window=5m")},
-	"manager.eventCoalesce":   {Set(nil, "manager.eventCoalesce", "1s"), hasArg("--event-coalesce=1s")},
+	"manager.rootNamespace":       {Set(nil, "manager.rootNamespace", "istio-root"), hasArg("--root-namespace=istio-root")},
+	"manager.statusPort":          {Set(nil, "manager.statusPort", 15021), hasArg("--status-port=15021")},
+	"manager.concurrency":         {Set(nil, "manager.concurrency", 7), hasArg("--concurrency=7")},
+	"manager.unhealthyWindow":     {Set(nil, "manager.unhealthyWindow", "5m"), hasArg("--unhealthy-window=5m")},
+	"manager.eventCoalesce":       {Set(nil, "manager.eventCoalesce", "1s"), hasArg("--event-coalesce=1s")},
 	"manager.logging.development": {Set(nil, "manager.logging.development", true), hasArg("--zap-devel")},
 	"manager.logging.encoder":     {Set(nil, "manager.logging.encoder", "console"), hasArg("--zap-encoder=console")},
 	"manager.logging.level":       {Set(nil, "manager.logging.level", "debug"), hasArg("--zap-log-level=debug")},
@@ -386,6 +388,19 @@ var valueCases = map[string]valueCase{
 	}},
 	"serviceMonitor.labels": {Set(Set(nil, "serviceMonitor.enabled", true), "serviceMonitor.labels", map[string]any{"release": "prometheus"}), func(g Gomega, objs []*unstructured.Unstructured) {
 		g.Expect(find(objs, "ServiceMonitor", ReleaseName+"-controller-manager-metrics-monitor").GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
+	}},
+	"prometheusRule.enabled": {Set(nil, "prometheusRule.enabled", true), func(g Gomega, objs []*unstructured.Unstructured) {
+		rule := find(objs, "PrometheusRule", ReleaseName+"-alerts")
+		g.Expect(rule).NotTo(BeNil())
+		groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+		g.Expect(groups).NotTo(BeEmpty())
+		// The alerts' own Prometheus templates come through Helm as they are.
+		raw, err := yaml.Marshal(rule.Object)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(raw)).To(ContainSubstring("{{ $labels.policy }}"))
+	}},
+	"prometheusRule.labels": {Set(Set(nil, "prometheusRule.enabled", true), "prometheusRule.labels", map[string]any{"release": "prometheus"}), func(g Gomega, objs []*unstructured.Unstructured) {
+		g.Expect(find(objs, "PrometheusRule", ReleaseName+"-alerts").GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
 	}},
 	"networkPolicy.enabled": {Set(nil, "networkPolicy.enabled", true), func(g Gomega, objs []*unstructured.Unstructured) {
 		policy := find(objs, "NetworkPolicy", ReleaseName+"-allow-metrics-traffic")

@@ -29,8 +29,8 @@ import (
 // gets, so that the chart's optional ServiceMonitor can be created.
 const prometheusOperatorVersion = "v0.85.0"
 
-// serviceMonitorCRD is the ServiceMonitor CRD from the Prometheus Operator's module.
-func serviceMonitorCRD(t *testing.T) string {
+// serviceMonitorCRD is the ServiceMonitor and PrometheusRule CRDs from the Prometheus Operator's module.
+func serviceMonitorCRD(t *testing.T) []string {
 	t.Helper()
 	g := NewWithT(t)
 	cmd := exec.Command("go", "mod", "download", "-json", "github.com/prometheus-operator/prometheus-operator@"+prometheusOperatorVersion)
@@ -40,10 +40,14 @@ func serviceMonitorCRD(t *testing.T) string {
 	g.Expect(err).NotTo(HaveOccurred(), "downloading the Prometheus Operator module")
 	var module struct{ Dir string }
 	g.Expect(json.Unmarshal(out, &module)).To(Succeed())
-	path := filepath.Join(module.Dir, "example", "prometheus-operator-crd", "monitoring.coreos.com_servicemonitors.yaml")
-	_, err = os.Stat(path)
-	g.Expect(err).NotTo(HaveOccurred())
-	return path
+	var paths []string
+	for _, name := range []string{"monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"} {
+		path := filepath.Join(module.Dir, "example", "prometheus-operator-crd", name)
+		_, err = os.Stat(path)
+		g.Expect(err).NotTo(HaveOccurred())
+		paths = append(paths, path)
+	}
+	return paths
 }
 
 // startAPIServer starts etcd and kube-apiserver (bin/, as envtest) with only the ServiceMonitor
@@ -55,7 +59,7 @@ func startAPIServer(t *testing.T) (client.Client, string) {
 	g.Expect(err).NotTo(HaveOccurred())
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: []string{serviceMonitorCRD(t)}, ErrorIfPathMissing: true},
+		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: serviceMonitorCRD(t), ErrorIfPathMissing: true},
 	}
 	cfg, err := env.Start()
 	g.Expect(err).NotTo(HaveOccurred())
@@ -119,12 +123,12 @@ func TestChartInstallsIntoAPIServer(t *testing.T) {
 
 	t.Run("every optional object", func(t *testing.T) {
 		g := NewWithT(t)
-		values := Set(Set(Set(nil, "serviceMonitor.enabled", true), "networkPolicy.enabled", true), "manager.leaderElection.namespace", "kube-system")
+		values := Set(Set(Set(Set(nil, "serviceMonitor.enabled", true), "prometheusRule.enabled", true), "networkPolicy.enabled", true), "manager.leaderElection.namespace", "kube-system")
 		rel := install(t, kubeconfig, "prp", "prp", values)
 		objs, err := Objects(rel.Manifest)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(kinds(objs)).To(ContainElements("NetworkPolicy/prp-probe-redirect-operator-allow-metrics-traffic",
-			"ServiceMonitor/prp-probe-redirect-operator-controller-manager-metrics-monitor"))
+			"ServiceMonitor/prp-probe-redirect-operator-controller-manager-metrics-monitor", "PrometheusRule/prp-probe-redirect-operator-alerts"))
 		role := &rbacv1.Role{}
 		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "prp-probe-redirect-operator-leader-election-role"}, role)).To(Succeed())
 	})
