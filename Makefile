@@ -48,9 +48,10 @@ lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.go
 	exit $$rc
 
 .PHONY: test
-test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver), then test-helm; fails when generated files are stale.
+test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver), then test-helm and test-prometheus; fails when generated files are stale.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
 	$(MAKE) --no-print-directory test-helm
+	$(MAKE) --no-print-directory test-prometheus
 
 .PHONY: test-helm
 test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (separate Go module test/helm): lint, template, install into a real kube-apiserver, up to date.
