@@ -58,8 +58,9 @@ test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (sepa
 	cd test/helm && go vet -tags e2e ./... && KUBEBUILDER_ASSETS="$(LOCALBIN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./...
 
 .PHONY: test-argocd
-test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snippet and Argo CD's diff of our annotation, with Argo CD's own code (separate Go module).
+test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snippet and Argo CD's diff of our annotation, with Argo CD's own code: v3.3 (test/argocd/go.mod), then v2.14 (argocd-v2.14.mod).
 	cd test/argocd && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test ./... $(GOTEST_FLAGS)
+	cd test/argocd && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test -modfile=argocd-v2.14.mod ./... $(GOTEST_FLAGS)
 
 .PHONY: test-prometheus
 test-prometheus: envtest-bins ## Unit-test the alerts (config/prometheus/rules.yaml) and check the Grafana dashboard's queries with Prometheus's own code, against what a running operator serves (separate Go module).

@@ -1,9 +1,23 @@
-// Package argocd checks the operator's Argo CD integration with Argo CD's own code (github.com/argoproj/argo-cd/v2
-// and github.com/argoproj/gitops-engine): the ProbeRedirectPolicy health check shipped in config/argocd, the
-// argocd-cm snippet generated from it, and that the pod-template annotation the operator writes by server-side
-// apply does not make Argo CD report workloads OutOfSync.
+// Package argocd checks the operator's Argo CD integration with Argo CD's own code (github.com/argoproj/argo-cd and
+// github.com/argoproj/gitops-engine): the ProbeRedirectPolicy health check shipped in config/argocd, the argocd-cm
+// snippet generated from it, and that the pod-template annotation the operator writes by server-side apply does not
+// make Argo CD report workloads OutOfSync.
 //
-// It is its own Go module so that Argo CD's dependency pins (k8s.io/* v0.31) never reach the operator's go.mod.
+// It is its own Go module so that Argo CD's dependency pins (k8s.io/*) never reach the operator's go.mod, and it has
+// two dependency graphs for the same tests:
+//
+//   - go.mod: Argo CD v3.3 (argo-cd/v3, k8s.io/* v0.34);
+//   - argocd-v2.14.mod, used with `go test -modfile=argocd-v2.14.mod`: Argo CD v2.14 (argo-cd/v2, k8s.io/* v0.31).
+//
+// The tests reach Argo CD only through package .../test/argocd/argo, which each file points at its own directory
+// (argo-v3, argo-v2: the same names over each major version), and import gitops-engine directly (same module path
+// in both). `go mod tidy` and `go mod tidy -modfile=argocd-v2.14.mod` keep each graph to its own version.
+//
+// Newer v3 lines do not build as a dependency: from v3.4 argo-cd requires its engine as
+// github.com/argoproj/argo-cd/gitops-engine at a pseudo-version of the old gitops-engine repository, which the
+// module proxy refuses, and the commits it does serve under that path are from Argo CD's main branch, whose API no
+// release line builds against. v3.3.13 and later v3.3 releases call a gitops-engine API that exists only in Argo
+// CD's own tree. v3.6 publishes the engine as github.com/argoproj/argo-cd/gitops-engine/v3 but needs Go 1.27.
 package argocd
 
 import (

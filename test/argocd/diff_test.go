@@ -11,14 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	argo "github.com/argoproj/argo-cd/v2/util/argo"
-	argodiff "github.com/argoproj/argo-cd/v2/util/argo/diff"
-	"github.com/argoproj/argo-cd/v2/util/argo/normalizers"
-	"github.com/argoproj/argo-cd/v2/util/settings"
 	"github.com/argoproj/gitops-engine/pkg/diff"
 	jsonpatch "github.com/evanphx/json-patch"
 	"github.com/go-logr/logr"
+	"github.com/proberedirect/probe-redirect-operator/test/argocd/argo"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,18 +22,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"sigs.k8s.io/yaml"
 )
 
 const (
-	appName        = "shop"
-	appLabelKey    = "app.kubernetes.io/instance" // Argo CD's default application.instanceLabelKey
-	argoManager    = "argocd-controller"          // common.ArgoCDSSAManager: Argo CD's manager for syncs and server-side diff
-	trackingMethod = argo.TrackingMethodAnnotation
-	workloadName   = "checkout"
+	appName      = "shop"
+	argoManager  = "argocd-controller" // common.ArgoCDSSAManager: Argo CD's manager for syncs and server-side diff
+	workloadName = "checkout"
 )
 
 var workloadGVRs = map[string]schema.GroupVersionResource{
@@ -57,8 +50,9 @@ const (
 	otherAnnotations templateVariant = "other-template-annotations"
 )
 
-// gitWorkload is the workload as a Git repository (or a rendered Helm chart) holds it, marked with Argo CD's
-// tracking annotation as the controller marks every target object before diffing and applying it.
+// gitWorkload is the workload as a Git repository (or a rendered Helm chart) holds it, marked for the Application
+// with the default tracking method (a label in v2, an annotation in v3) as the controller marks every target object
+// before diffing and applying it.
 func gitWorkload(kind, ns string, variant templateVariant) *unstructured.Unstructured {
 	templateMeta := "      labels:\n        app: checkout\n        tier: web\n"
 	switch variant {
@@ -114,7 +108,7 @@ spec:
 		panic(err)
 	}
 	un := &unstructured.Unstructured{Object: obj}
-	if err := argo.NewResourceTracking().SetAppInstance(un, appLabelKey, appName, ns, trackingMethod, ""); err != nil {
+	if err := argo.NewResourceTracking().SetAppInstance(un, defaults.appLabelKey, appName, ns, defaults.trackingMethod, ""); err != nil {
 		panic(err)
 	}
 	return un
@@ -250,9 +244,9 @@ func ownsAnnotation(live *unstructured.Unstructured, manager string, op metav1.M
 // recipe is the documented ignoreDifferences recipe, read from config/argocd/ignore-differences-example.yaml:
 // the Application's spec.ignoreDifferences and the argocd-cm resource overrides (parsed by Argo CD's settings).
 type recipe struct {
-	appIgnores  []v1alpha1.ResourceIgnoreDifferences
-	cmOverrides map[string]v1alpha1.ResourceOverride
-	syncOptions v1alpha1.SyncOptions
+	appIgnores  []argo.ResourceIgnoreDifferences
+	cmOverrides map[string]argo.ResourceOverride
+	syncOptions argo.SyncOptions
 }
 
 func documentedRecipe(t *testing.T) recipe {
@@ -266,7 +260,7 @@ func documentedRecipe(t *testing.T) recipe {
 		t.Fatalf("ignore-differences-example.yaml: want 2 YAML documents (Application, argocd-cm), got %d", len(docs))
 	}
 	var r recipe
-	var app v1alpha1.Application
+	var app argo.Application
 	if err := yaml.UnmarshalStrict([]byte(docs[0]), &app); err != nil {
 		t.Fatalf("ignore-differences-example.yaml document 1 is not an Application: %v", err)
 	}
@@ -280,9 +274,7 @@ func documentedRecipe(t *testing.T) recipe {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	secret := &corev1.Secret{}
-	secret.Name, secret.Namespace, secret.Labels = "argocd-secret", cm.Namespace, map[string]string{"app.kubernetes.io/part-of": "argocd"}
-	r.cmOverrides, err = settings.NewSettingsManager(ctx, kubefake.NewSimpleClientset(&cm, secret), cm.Namespace).GetResourceOverrides()
+	r.cmOverrides, err = settingsManager(ctx, &cm).GetResourceOverrides()
 	if err != nil {
 		t.Fatalf("Argo CD could not read the argocd-cm document: %v", err)
 	}
@@ -306,10 +298,10 @@ func documentedRecipe(t *testing.T) recipe {
 }
 
 // perKind builds one ignoreDifferences entry per workload kind.
-func perKind(f func(ig *v1alpha1.ResourceIgnoreDifferences)) []v1alpha1.ResourceIgnoreDifferences {
-	var out []v1alpha1.ResourceIgnoreDifferences
+func perKind(f func(ig *argo.ResourceIgnoreDifferences)) []argo.ResourceIgnoreDifferences {
+	var out []argo.ResourceIgnoreDifferences
 	for _, kind := range workloadKinds {
-		ig := v1alpha1.ResourceIgnoreDifferences{Group: "apps", Kind: kind}
+		ig := argo.ResourceIgnoreDifferences{Group: "apps", Kind: kind}
 		f(&ig)
 		out = append(out, ig)
 	}
@@ -325,10 +317,10 @@ const (
 )
 
 // diffConfig builds the diff configuration as controller/state.go CompareAppState does (without the cache).
-func diffConfig(c *cluster, ignores []v1alpha1.ResourceIgnoreDifferences, overrides map[string]v1alpha1.ResourceOverride, mode diffMode) (argodiff.DiffConfig, error) {
-	b := argodiff.NewDiffConfigBuilder().
-		WithDiffSettings(ignores, overrides, false, normalizers.IgnoreNormalizerOpts{JQExecutionTimeout: time.Second}).
-		WithTracking(appLabelKey, string(trackingMethod)).
+func diffConfig(c *cluster, ignores []argo.ResourceIgnoreDifferences, overrides map[string]argo.ResourceOverride, mode diffMode) (argo.DiffConfig, error) {
+	b := argo.NewDiffConfigBuilder().
+		WithDiffSettings(ignores, overrides, false, argo.IgnoreNormalizerOpts{JQExecutionTimeout: time.Second}).
+		WithTracking(defaults.appLabelKey, string(defaults.trackingMethod)).
 		WithNoCache().
 		WithLogger(logr.Discard()).
 		WithGVKParser(c.gvkParser).
@@ -341,13 +333,13 @@ func diffConfig(c *cluster, ignores []v1alpha1.ResourceIgnoreDifferences, overri
 	return b.Build()
 }
 
-func stateDiff(c *cluster, ignores []v1alpha1.ResourceIgnoreDifferences, overrides map[string]v1alpha1.ResourceOverride, mode diffMode) func(config, live *unstructured.Unstructured) (*diff.DiffResult, error) {
+func stateDiff(c *cluster, ignores []argo.ResourceIgnoreDifferences, overrides map[string]argo.ResourceOverride, mode diffMode) func(config, live *unstructured.Unstructured) (*diff.DiffResult, error) {
 	return func(config, live *unstructured.Unstructured) (*diff.DiffResult, error) {
 		cfg, err := diffConfig(c, ignores, overrides, mode)
 		if err != nil {
 			return nil, err
 		}
-		r, err := argodiff.StateDiff(live, config, cfg)
+		r, err := argo.StateDiff(live, config, cfg)
 		return &r, err
 	}
 }
@@ -367,6 +359,18 @@ func never(templateVariant) bool          { return false }
 func onlyEmptyMap(v templateVariant) bool { return v == emptyAnnotations }
 func unlessOthers(v templateVariant) bool { return v != otherAnnotations }
 
+// singleKeyPointerSSD is what Server-Side Diff with a jsonPointers entry for the operator's key reports. With v2.14's
+// gitops-engine, normalized live keeps `annotations: {}` once the key is removed while predicted live has no map,
+// so workloads whose only template annotation is the operator's are OutOfSync. v3.3's gitops-engine applies the
+// ignore rules to live and predicted live at the same point, after the dry run (pkg/diff Diff and serverSideDiff
+// changed between the two), and reports nothing.
+func singleKeyPointerSSD(v templateVariant) bool {
+	if argo.Module == argoCDv2 {
+		return unlessOthers(v)
+	}
+	return never(v)
+}
+
 const (
 	legacyBase     = "argo-cd StateDiff legacy (Argo CD default)"
 	structuredBase = "argo-cd StateDiff structured-merge (ServerSideApply=true)"
@@ -374,13 +378,13 @@ const (
 )
 
 func diffPaths(c *cluster, r recipe) []diffPath {
-	managedFields := perKind(func(ig *v1alpha1.ResourceIgnoreDifferences) {
+	managedFields := perKind(func(ig *argo.ResourceIgnoreDifferences) {
 		ig.ManagedFieldsManagers = []string{OperatorFieldManager}
 	})
-	singlePointer := perKind(func(ig *v1alpha1.ResourceIgnoreDifferences) {
+	singlePointer := perKind(func(ig *argo.ResourceIgnoreDifferences) {
 		ig.JSONPointers = []string{"/spec/template/metadata/annotations/" + strings.ReplaceAll(RewriteAnnotation, "/", "~1")}
 	})
-	none := map[string]v1alpha1.ResourceOverride{}
+	cmDefaults := defaults.overrides // what argocd-cm gives every Application when it sets nothing
 	return []diffPath{
 		{name: "gitops-engine diff.Diff, default options (legacy 3-way)", outOfSync: onlyEmptyMap,
 			run: func(config, live *unstructured.Unstructured) (*diff.DiffResult, error) {
@@ -397,17 +401,17 @@ func diffPaths(c *cluster, r recipe) []diffPath {
 				return diff.ThreeWayDiff(orig, config, live)
 			}},
 		{name: "gitops-engine diff.TwoWayDiff (raw)", outOfSync: never, run: diff.TwoWayDiff},
-		{name: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, nil, none, legacyDiff)},
-		{name: "argo-cd StateDiff legacy + managedFieldsManagers", base: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, managedFields, none, legacyDiff)},
-		{name: "argo-cd StateDiff legacy + jsonPointers to the key", base: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, singlePointer, none, legacyDiff)},
-		{name: "argo-cd StateDiff legacy + recipe (Application)", base: legacyBase, outOfSync: never, run: stateDiff(c, r.appIgnores, none, legacyDiff)},
+		{name: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, nil, cmDefaults, legacyDiff)},
+		{name: "argo-cd StateDiff legacy + managedFieldsManagers", base: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, managedFields, cmDefaults, legacyDiff)},
+		{name: "argo-cd StateDiff legacy + jsonPointers to the key", base: legacyBase, outOfSync: onlyEmptyMap, run: stateDiff(c, singlePointer, cmDefaults, legacyDiff)},
+		{name: "argo-cd StateDiff legacy + recipe (Application)", base: legacyBase, outOfSync: never, run: stateDiff(c, r.appIgnores, cmDefaults, legacyDiff)},
 		{name: "argo-cd StateDiff legacy + recipe (argocd-cm)", base: legacyBase, outOfSync: never, run: stateDiff(c, nil, r.cmOverrides, legacyDiff)},
-		{name: structuredBase, ssa: true, outOfSync: never, run: stateDiff(c, nil, none, structuredDiff)},
-		{name: "argo-cd StateDiff structured-merge + recipe (Application)", ssa: true, base: structuredBase, outOfSync: never, run: stateDiff(c, r.appIgnores, none, structuredDiff)},
-		{name: serverSideBase, ssa: true, outOfSync: never, run: stateDiff(c, nil, none, serverSideDiff)},
-		{name: "argo-cd StateDiff server-side diff + managedFieldsManagers", ssa: true, base: serverSideBase, outOfSync: never, run: stateDiff(c, managedFields, none, serverSideDiff)},
-		{name: "argo-cd StateDiff server-side diff + jsonPointers to the key", ssa: true, base: serverSideBase, outOfSync: unlessOthers, run: stateDiff(c, singlePointer, none, serverSideDiff)},
-		{name: "argo-cd StateDiff server-side diff + recipe (Application)", ssa: true, base: serverSideBase, outOfSync: never, run: stateDiff(c, r.appIgnores, none, serverSideDiff)},
+		{name: structuredBase, ssa: true, outOfSync: never, run: stateDiff(c, nil, cmDefaults, structuredDiff)},
+		{name: "argo-cd StateDiff structured-merge + recipe (Application)", ssa: true, base: structuredBase, outOfSync: never, run: stateDiff(c, r.appIgnores, cmDefaults, structuredDiff)},
+		{name: serverSideBase, ssa: true, outOfSync: never, run: stateDiff(c, nil, cmDefaults, serverSideDiff)},
+		{name: "argo-cd StateDiff server-side diff + managedFieldsManagers", ssa: true, base: serverSideBase, outOfSync: never, run: stateDiff(c, managedFields, cmDefaults, serverSideDiff)},
+		{name: "argo-cd StateDiff server-side diff + jsonPointers to the key", ssa: true, base: serverSideBase, outOfSync: singleKeyPointerSSD, run: stateDiff(c, singlePointer, cmDefaults, serverSideDiff)},
+		{name: "argo-cd StateDiff server-side diff + recipe (Application)", ssa: true, base: serverSideBase, outOfSync: never, run: stateDiff(c, r.appIgnores, cmDefaults, serverSideDiff)},
 		{name: "argo-cd StateDiff server-side diff + recipe (argocd-cm)", ssa: true, base: serverSideBase, outOfSync: never, run: stateDiff(c, nil, r.cmOverrides, serverSideDiff)},
 	}
 }
@@ -542,7 +546,7 @@ func testOperatorAnnotation(t *testing.T, c *cluster, r recipe, mode syncMode, k
 	}
 	// A sync with the documented recipe and RespectIgnoreDifferences=true is just as harmless.
 	if mode == clientSideSync {
-		cfg, err := diffConfig(c, r.appIgnores, map[string]v1alpha1.ResourceOverride{}, legacyDiff)
+		cfg, err := diffConfig(c, r.appIgnores, defaults.overrides, legacyDiff)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -560,7 +564,7 @@ func testOperatorAnnotation(t *testing.T, c *cluster, r recipe, mode syncMode, k
 		if lastApplied, _ := diff.GetLastAppliedConfigAnnotation(respected); lastApplied == nil || templateAnnotations(lastApplied)[RewriteAnnotation] != "true" {
 			t.Errorf("expected RespectIgnoreDifferences to copy the live key into last-applied-configuration")
 		}
-		if res, err := argodiff.StateDiff(respected, git.DeepCopy(), cfg); err != nil || res.Modified {
+		if res, err := argo.StateDiff(respected, git.DeepCopy(), cfg); err != nil || res.Modified {
 			t.Errorf("after a sync with RespectIgnoreDifferences the diff with the recipe says Modified=%v (err %v)", res.Modified, err)
 		}
 	}
@@ -569,7 +573,7 @@ func testOperatorAnnotation(t *testing.T, c *cluster, r recipe, mode syncMode, k
 	if mode == serverSideSync {
 		defaultDiff, wantModified = structuredDiff, false
 	}
-	res, err := stateDiff(c, nil, map[string]v1alpha1.ResourceOverride{}, defaultDiff)(git.DeepCopy(), resynced)
+	res, err := stateDiff(c, nil, defaults.overrides, defaultDiff)(git.DeepCopy(), resynced)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -579,10 +583,10 @@ func testOperatorAnnotation(t *testing.T, c *cluster, r recipe, mode syncMode, k
 }
 
 // respectIgnoreDifferences is what a sync with RespectIgnoreDifferences=true applies instead of the Git object.
-// It copies argo-cd v2.14.21 controller/sync.go normalizeTargetResources (with getMergePatch and applyMergePatch),
-// which is unexported, for one object; argodiff.Normalize is Argo CD's own.
-func respectIgnoreDifferences(live, target *unstructured.Unstructured, cfg argodiff.DiffConfig) (*unstructured.Unstructured, error) {
-	normalized, err := argodiff.Normalize([]*unstructured.Unstructured{live}, []*unstructured.Unstructured{target}, cfg)
+// It copies controller/sync.go normalizeTargetResources (with getMergePatch and applyMergePatch), which is unexported
+// and the same in argo-cd v2.14.21 and v3.3.10, for one object; argo.Normalize is Argo CD's own.
+func respectIgnoreDifferences(live, target *unstructured.Unstructured, cfg argo.DiffConfig) (*unstructured.Unstructured, error) {
+	normalized, err := argo.Normalize([]*unstructured.Unstructured{live}, []*unstructured.Unstructured{target}, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -640,7 +644,7 @@ func TestRespectIgnoreDifferencesWhenGitHandsTheAnnotationOver(t *testing.T) {
 
 	t.Run("plain sync removes the annotation", func(t *testing.T) {
 		gitNow, live := setup("handover-plain-sync")
-		res, err := stateDiff(c, nil, map[string]v1alpha1.ResourceOverride{}, legacyDiff)(gitNow.DeepCopy(), live.DeepCopy())
+		res, err := stateDiff(c, nil, defaults.overrides, legacyDiff)(gitNow.DeepCopy(), live.DeepCopy())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -657,11 +661,11 @@ func TestRespectIgnoreDifferencesWhenGitHandsTheAnnotationOver(t *testing.T) {
 
 	t.Run("RespectIgnoreDifferences keeps it", func(t *testing.T) {
 		gitNow, live := setup("handover-respect-ignore")
-		cfg, err := diffConfig(c, r.appIgnores, map[string]v1alpha1.ResourceOverride{}, legacyDiff)
+		cfg, err := diffConfig(c, r.appIgnores, defaults.overrides, legacyDiff)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := argodiff.StateDiff(live.DeepCopy(), gitNow.DeepCopy(), cfg)
+		res, err := argo.StateDiff(live.DeepCopy(), gitNow.DeepCopy(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -680,7 +684,7 @@ func TestRespectIgnoreDifferencesWhenGitHandsTheAnnotationOver(t *testing.T) {
 		if templateAnnotations(after)[RewriteAnnotation] != "true" || !sameTemplate(after, live) {
 			t.Errorf("sync with RespectIgnoreDifferences: annotations %v; want the key kept and the template unchanged (no rollout)", templateAnnotations(after))
 		}
-		res, err = argodiff.StateDiff(after, gitNow.DeepCopy(), cfg)
+		res, err = argo.StateDiff(after, gitNow.DeepCopy(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package argocd
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,7 +111,13 @@ func newCluster() (*cluster, error) {
 
 func TestMain(m *testing.M) {
 	log.SetLevel(log.WarnLevel) // Argo CD's settings manager logs informer chatter at info
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := loadDefaults(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	cancel()
 	for _, f := range cleanups {
 		f()
 	}

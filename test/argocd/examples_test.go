@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/argoproj/gitops-engine/pkg/sync/syncwaves"
+	"github.com/proberedirect/probe-redirect-operator/test/argocd/argo"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -26,7 +26,7 @@ func TestApplicationExample(t *testing.T) {
 	}
 	waves := map[string]int{}
 	for _, doc := range docs {
-		var app v1alpha1.Application
+		var app argo.Application
 		if err := yaml.UnmarshalStrict([]byte(doc), &app); err != nil {
 			t.Fatalf("not an Argo CD Application: %v", err)
 		}

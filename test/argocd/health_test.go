@@ -9,13 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v2/util/lua"
-	"github.com/argoproj/argo-cd/v2/util/settings"
 	"github.com/argoproj/gitops-engine/pkg/health"
+	"github.com/proberedirect/probe-redirect-operator/test/argocd/argo"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 )
 
@@ -68,7 +65,7 @@ func readObject(t *testing.T, path string) *unstructured.Unstructured {
 
 // overridesFromArgoCDCM loads the generated argocd-cm snippet into a fake cluster and lets Argo CD's settings
 // manager parse it, exactly as the application controller reads argocd-cm.
-func overridesFromArgoCDCM(t *testing.T) map[string]v1alpha1.ResourceOverride {
+func overridesFromArgoCDCM(t *testing.T) map[string]argo.ResourceOverride {
 	t.Helper()
 	b, err := os.ReadFile(HealthPatchPath())
 	if err != nil {
@@ -78,13 +75,9 @@ func overridesFromArgoCDCM(t *testing.T) map[string]v1alpha1.ResourceOverride {
 	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
 		t.Fatalf("%s: %v", HealthPatchPath(), err)
 	}
-	secret := &corev1.Secret{}
-	secret.Name, secret.Namespace = "argocd-secret", cm.Namespace
-	secret.Labels = map[string]string{"app.kubernetes.io/part-of": "argocd"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	mgr := settings.NewSettingsManager(ctx, kubefake.NewSimpleClientset(&cm, secret), cm.Namespace)
-	overrides, err := mgr.GetResourceOverrides()
+	overrides, err := settingsManager(ctx, &cm).GetResourceOverrides()
 	if err != nil {
 		t.Fatalf("Argo CD could not read the argocd-cm snippet: %v", err)
 	}
@@ -99,7 +92,7 @@ func TestHealthScript(t *testing.T) {
 	ht := readHealthTests(t)
 	cmOverrides := overridesFromArgoCDCM(t)
 
-	if got := lua.GetConfigMapKey(readObject(t, filepath.Join(HealthDir(), ht.Tests[0].InputPath)).GroupVersionKind()); got != HealthKey {
+	if got := argo.GetConfigMapKey(readObject(t, filepath.Join(HealthDir(), ht.Tests[0].InputPath)).GroupVersionKind()); got != HealthKey {
 		t.Fatalf("Argo CD's override key for ProbeRedirectPolicy is %q, want %q", got, HealthKey)
 	}
 	cmCurrent := cmOverrides[HealthKey].HealthLua == script
@@ -122,7 +115,7 @@ func TestHealthScript(t *testing.T) {
 			// 1. The script itself, sandboxed as argocd-cm scripts run by default (no open libs), and with
 			// open libs as built-in scripts run.
 			for _, openLibs := range []bool{false, true} {
-				got, err := lua.VM{UseOpenLibs: openLibs}.ExecuteHealthLua(obj, script)
+				got, err := argo.LuaVM{UseOpenLibs: openLibs}.ExecuteHealthLua(obj, script)
 				if err != nil {
 					t.Fatalf("ExecuteHealthLua (useOpenLibs=%v): %v", openLibs, err)
 				}
@@ -132,7 +125,7 @@ func TestHealthScript(t *testing.T) {
 			}
 
 			// 2. The resource override key resolves to our script.
-			vm := lua.VM{ResourceOverrides: map[string]v1alpha1.ResourceOverride{HealthKey: {HealthLua: script}}}
+			vm := argo.LuaVM{ResourceOverrides: map[string]argo.ResourceOverride{HealthKey: {HealthLua: script}}}
 			found, useOpenLibs, err := vm.GetHealthScript(obj)
 			if err != nil {
 				t.Fatalf("GetHealthScript: %v", err)
@@ -151,7 +144,7 @@ func TestHealthScript(t *testing.T) {
 			// 3. The controller's path: overrides parsed from the argocd-cm snippet, then gitops-engine's
 			// GetResourceHealth (which also handles deletionTimestamp before calling Lua).
 			if cmCurrent {
-				full, err := health.GetResourceHealth(obj, lua.ResourceHealthOverrides(cmOverrides))
+				full, err := health.GetResourceHealth(obj, argo.ResourceHealthOverrides(cmOverrides))
 				if err != nil {
 					t.Fatalf("GetResourceHealth: %v", err)
 				}
@@ -162,7 +155,7 @@ func TestHealthScript(t *testing.T) {
 
 			// Control: without the check Argo CD has no opinion on the policy at all (nil health), so the
 			// assertions above are about our script, not some built-in.
-			none, err := health.GetResourceHealth(obj, lua.ResourceHealthOverrides(map[string]v1alpha1.ResourceOverride{}))
+			none, err := health.GetResourceHealth(obj, argo.ResourceHealthOverrides(defaults.overrides))
 			if err != nil || none != nil {
 				t.Errorf("without the check: health %+v, err %v; want nil, nil", none, err)
 			}
@@ -200,7 +193,7 @@ func TestHealthScriptPendingDeletion(t *testing.T) {
 	now := time.Date(2026, 9, 14, 10, 0, 0, 0, time.UTC)
 	obj.Object["metadata"].(map[string]any)["deletionTimestamp"] = now.Format(time.RFC3339)
 	obj.SetFinalizers([]string{"mesh.proberedirect.io/restore"})
-	got, err := health.GetResourceHealth(obj, lua.ResourceHealthOverrides(overridesFromArgoCDCM(t)))
+	got, err := health.GetResourceHealth(obj, argo.ResourceHealthOverrides(overridesFromArgoCDCM(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,17 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	argo "github.com/argoproj/argo-cd/v2/util/argo"
-	"github.com/argoproj/argo-cd/v2/util/lua"
-	"github.com/argoproj/argo-cd/v2/util/settings"
 	"github.com/argoproj/gitops-engine/pkg/health"
+	"github.com/proberedirect/probe-redirect-operator/test/argocd/argo"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 )
 
@@ -47,14 +43,14 @@ func TestPolicyStatusDoesNotCauseOutOfSync(t *testing.T) {
 			git := &unstructured.Unstructured{Object: obj}
 			git.SetNamespace(ns)
 			_ = unstructured.SetNestedField(git.Object, "Restore", "spec", "onDelete") // so the operator adds its finalizer
-			if err := argo.NewResourceTracking().SetAppInstance(git, appLabelKey, appName, ns, trackingMethod, ""); err != nil {
+			if err := argo.NewResourceTracking().SetAppInstance(git, defaults.appLabelKey, appName, ns, defaults.trackingMethod, ""); err != nil {
 				t.Fatal(err)
 			}
 			argoSyncWith(t, c, git, mode)
 			synced := liveObject(t, c, policyGVR, git.GetName(), ns)
 
 			// Before the operator writes a status, Argo CD waits for it.
-			h, err := health.GetResourceHealth(synced, lua.ResourceHealthOverrides(cmOverrides))
+			h, err := health.GetResourceHealth(synced, argo.ResourceHealthOverrides(cmOverrides))
 			if err != nil || h == nil || h.Status != health.HealthStatusProgressing || h.Message != "Waiting for the operator to observe generation 1" {
 				t.Errorf("health of the fresh policy = %+v, %v", h, err)
 			}
@@ -83,7 +79,7 @@ func TestPolicyStatusDoesNotCauseOutOfSync(t *testing.T) {
 				t.Fatalf("operator writes did not land: finalizers %v, status %v", live.GetFinalizers(), live.Object["status"] != nil)
 			}
 
-			h, err = health.GetResourceHealth(live, lua.ResourceHealthOverrides(cmOverrides))
+			h, err = health.GetResourceHealth(live, argo.ResourceHealthOverrides(cmOverrides))
 			if err != nil || h == nil || h.Status != health.HealthStatusHealthy {
 				t.Errorf("health of the live policy = %+v, %v; want Healthy", h, err)
 			}
@@ -95,7 +91,7 @@ func TestPolicyStatusDoesNotCauseOutOfSync(t *testing.T) {
 				modes["legacy"] = legacyDiff
 			}
 			for name, dm := range modes {
-				run := stateDiff(c, nil, map[string]v1alpha1.ResourceOverride{}, dm)
+				run := stateDiff(c, nil, defaults.overrides, dm)
 				res, err := run(git.DeepCopy(), live.DeepCopy())
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
@@ -224,9 +220,7 @@ func TestArgoCDCMPatchApplies(t *testing.T) {
 			t.Errorf("the patch lost argocd-cm key %s", k)
 		}
 	}
-	secret := &corev1.Secret{}
-	secret.Name, secret.Namespace, secret.Labels = "argocd-secret", "argocd", map[string]string{"app.kubernetes.io/part-of": "argocd"}
-	overrides, err := settings.NewSettingsManager(ctx, kubefake.NewSimpleClientset(patched, secret), "argocd").GetResourceOverrides()
+	overrides, err := settingsManager(ctx, patched).GetResourceOverrides()
 	if err != nil {
 		t.Fatal(err)
 	}
