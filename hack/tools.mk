@@ -148,8 +148,11 @@ endef
 $(eval $(call go-install-tool,controller-gen,sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION)))
 $(eval $(call go-install-tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION)))
 $(eval $(call go-install-tool,kwok,sigs.k8s.io/kwok/cmd/kwok,$(KWOK_VERSION)))
-# -X as in helm's own Makefile, so that `helm version` reports the release.
-$(eval $(call go-install-tool,helm,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),-ldflags '-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)'))
+# -X as in helm's own Makefile: `helm version` reports the release, and the Kubernetes version
+# that `helm template` and `helm lint` assume without a cluster is the one the release pairs with
+# (Helm's default otherwise is 1.20, which the chart's kubeVersion refuses).
+HELM_K8S_LDFLAGS = $(foreach p,helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules,-X $(p).k8sVersionMajor=1 -X $(p).k8sVersionMinor=$(KUBE_MINOR))
+$(eval $(call go-install-tool,helm,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),-ldflags '-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) $(HELM_K8S_LDFLAGS)'))
 
 $(eval $(call go-build-wrapped,etcd,$(TOOLS_DIR)/etcd,go.etcd.io/etcd/server/v3,$(ETCD_VERSION),$(ETCD_WRAPPER_DEPS),-ldflags '$(ETCD_LDFLAGS)'))
 $(foreach b,kube-apiserver kube-controller-manager kube-scheduler kubectl,\

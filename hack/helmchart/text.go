@@ -135,7 +135,7 @@ Then select workloads with a ProbeRedirectPolicy, and follow them with:
 The CRD: Helm installs the chart's crds/ on the first install only, and never upgrades or
 deletes them. Before each helm upgrade, apply the new chart's CRD first:
 
-  helm show crds <chart> | kubectl apply --server-side -f -
+  helm show crds <chart> | kubectl apply --server-side --force-conflicts -f -
 `
 
 // readme is the chart's README.md: install, the CRD, Argo CD (with the health check of
@@ -197,9 +197,9 @@ The CRD is in crds/. Helm installs it with the chart's first install, and **neve
 deletes it**. Before ` + "`helm upgrade`" + ` to a new version of the chart, apply the new CRD yourself:
 
 ` + "```sh" + `
-kubectl apply --server-side -f dist/chart/crds/
+kubectl apply --server-side --force-conflicts -f dist/chart/crds/
 # or, from a packaged chart:
-helm show crds CHART-VERSION.tgz | kubectl apply --server-side -f -
+helm show crds CHART-VERSION.tgz | kubectl apply --server-side --force-conflicts -f -
 ` + "```" + `
 
 ` + "`helm uninstall`" + ` leaves the CRD, and so every ProbeRedirectPolicy, in place. Delete the CRD

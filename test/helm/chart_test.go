@@ -470,7 +470,7 @@ func TestNotesTellHowToUpgradeTheCRD(t *testing.T) {
 	rel, err := Render(loadChart(t), ReleaseName, Namespace, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rel.Info.Notes).To(ContainSubstring("kubectl -n " + Namespace + " rollout status deployment/" + deploymentName))
-	g.Expect(rel.Info.Notes).To(ContainSubstring("helm show crds <chart> | kubectl apply --server-side -f -"))
+	g.Expect(rel.Info.Notes).To(ContainSubstring("helm show crds <chart> | kubectl apply --server-side --force-conflicts -f -"))
 }
 
 // TestChartIsUpToDate regenerates the chart, with the version and image of the committed one,
