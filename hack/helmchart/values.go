@@ -62,6 +62,12 @@ func (c *chart) buildValues() (*node, error) {
 		panic("no flag has the value " + path)
 	}
 	stringOrInt := map[string]any{"type": []any{"string", "integer"}}
+	// The formats the manager's flags accept, so that a bad value fails at helm install rather
+	// than in a crash-looping pod: a TCP port, a positive count, a Go duration (time.ParseDuration,
+	// not negative).
+	port := map[string]any{"type": "integer", "minimum": 1, "maximum": 65535}
+	positive := map[string]any{"type": "integer", "minimum": 1}
+	duration := map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`}
 	root := group("", "",
 		leaf("nameOverride", "", "Replaces the chart's name in object names and in the app.kubernetes.io/name label."),
 		leaf("fullnameOverride", "", "Replaces the prefix of every object name (by default the release name, followed by the chart's name unless the release name contains it)."),
@@ -77,17 +83,17 @@ func (c *chart) buildValues() (*node, error) {
 			),
 			leaf("imagePullSecrets", []any{}, "Secrets to pull the image with, as in the pod spec: [{name: ...}]."),
 			group("healthProbe", "The liveness (/healthz) and readiness (/readyz) endpoints.",
-				flagLeaf("manager.healthProbe.port"),
+				flagLeaf("manager.healthProbe.port").withSchema(port),
 			),
 			group("leaderElection", "Leader election, with a Lease.",
 				flagLeaf("manager.leaderElection.enabled"),
 				flagLeaf("manager.leaderElection.namespace"),
 			),
 			flagLeaf("manager.rootNamespace"),
-			flagLeaf("manager.statusPort"),
-			flagLeaf("manager.concurrency"),
-			flagLeaf("manager.unhealthyWindow"),
-			flagLeaf("manager.eventCoalesce"),
+			flagLeaf("manager.statusPort").withSchema(port),
+			flagLeaf("manager.concurrency").withSchema(positive),
+			flagLeaf("manager.unhealthyWindow").withSchema(duration),
+			flagLeaf("manager.eventCoalesce").withSchema(duration),
 			group("logging", "Logging (controller-runtime's zap flags); empty means the manager's default.",
 				flagLeaf("manager.logging.development"),
 				flagLeaf("manager.logging.encoder"),
@@ -119,7 +125,7 @@ func (c *chart) buildValues() (*node, error) {
 		),
 		group("metrics", "The metrics endpoint and its Service.",
 			leaf("enabled", c.defaults[metricsEnabledPath], "Serve metrics on `port`, and install the metrics Service."),
-			flagLeaf("metrics.port"),
+			flagLeaf("metrics.port").withSchema(port),
 			flagLeaf("metrics.secure"),
 			flagLeaf("metrics.enableHTTP2"),
 		),

@@ -3,6 +3,7 @@ package helmtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -102,18 +103,33 @@ func TestChartLints(t *testing.T) {
 // error instead of a silently ignored value.
 func TestSchemaRejectsWrongValues(t *testing.T) {
 	ch := loadChart(t)
-	for path, value := range map[string]any{
-		"manager.concurency":           4,
-		"manager.concurrency":          "four",
-		"metrics.secure":               "yes",
-		"manager.image.pullPolicy":     "Sometimes",
-		"serviceMonitor.enable":        true,
-		"manager.leaderElection.elect": true,
+	for _, tt := range []struct {
+		path  string
+		value any
+	}{
+		{"manager.concurency", 4},
+		{"manager.concurrency", "four"},
+		{"manager.concurrency", 0},
+		{"metrics.secure", "yes"},
+		{"manager.image.pullPolicy", "Sometimes"},
+		{"serviceMonitor.enable", true},
+		{"manager.leaderElection.elect", true},
+		// Values the manager's flags would refuse at start-up, so the pod would crash-loop.
+		{"manager.statusPort", 70000},
+		{"metrics.port", 0},
+		{"manager.unhealthyWindow", "10x"},
+		{"manager.eventCoalesce", "-1s"},
+		{"manager.eventCoalesce", "2"},
 	} {
-		t.Run(path, func(t *testing.T) {
-			_, err := Render(ch, ReleaseName, Namespace, Set(nil, path, value))
+		t.Run(fmt.Sprintf("%s=%v", tt.path, tt.value), func(t *testing.T) {
+			_, err := Render(ch, ReleaseName, Namespace, Set(nil, tt.path, tt.value))
 			NewWithT(t).Expect(err).To(MatchError(ContainSubstring("values don't meet the specifications of the schema")))
 		})
+	}
+	// Go durations the manager accepts pass.
+	for _, d := range []string{"10m", "1h30m", "1.5s", "500ms"} {
+		_, err := Render(ch, ReleaseName, Namespace, Set(nil, "manager.unhealthyWindow", d))
+		NewWithT(t).Expect(err).NotTo(HaveOccurred(), d)
 	}
 }
 
