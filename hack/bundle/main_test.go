@@ -7,13 +7,15 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/proberedirect/probe-redirect-operator/hack/internal/manifests"
 )
 
 var testOptions = options{version: "1.2.3", image: "example.com/op:v1.2.3", pkg: "op", channels: "alpha", defaultChannel: "alpha"}
 
 func objects(t *testing.T, docs string) []*unstructured.Unstructured {
 	t.Helper()
-	objs, err := decodeObjects([]byte(docs))
+	objs, err := manifests.Decode([]byte(docs))
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return objs
 }

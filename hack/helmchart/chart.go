@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,7 +123,7 @@ func (c *chart) readDeployment(d *unstructured.Unstructured) error {
 	for _, spec := range exposedFlags {
 		specs[spec.name] = spec
 	}
-	for _, name := range sortedKeys(parsed) {
+	for _, name := range slices.Sorted(maps.Keys(parsed)) {
 		spec, ok := specs[name]
 		if !ok {
 			return fmt.Errorf("config/default passes --%s, which the chart does not expose", name)

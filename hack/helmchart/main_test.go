@@ -1,11 +1,15 @@
 package main
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/proberedirect/probe-redirect-operator/hack/internal/manifests"
 )
 
 // testHelp is the manager's -h output as Go's flag package prints it.
@@ -155,7 +159,7 @@ func testInputs(t *testing.T, install string) inputs {
 	t.Helper()
 	g := NewWithT(t)
 	decode := func(docs string) []*unstructured.Unstructured {
-		objs, err := decodeObjects([]byte(docs))
+		objs, err := manifests.Decode([]byte(docs))
 		g.Expect(err).NotTo(HaveOccurred())
 		return objs
 	}
@@ -204,7 +208,7 @@ func TestRenderTemplatesConfig(t *testing.T) {
 	g := NewWithT(t)
 	files, err := render(testInputs(t, testInstall), testOptions)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(sortedKeys(files)).To(Equal([]string{
+	g.Expect(slices.Sorted(maps.Keys(files))).To(Equal([]string{
 		".helmignore",
 		"Chart.yaml",
 		"README.md",
