@@ -227,24 +227,25 @@ func decide(w Workload, namespaceLabels map[string]string, policy *v1alpha1.Prob
 // so an existing older one keeps precedence, as it will in the cluster.
 func newestUnlessDated(objs Objects, now time.Time) Objects {
 	stamp := metav1.NewTime(now.Truncate(time.Second))
-	policies := make([]*v1alpha1.ProbeRedirectPolicy, len(objs.Policies))
-	for i, p := range objs.Policies {
-		if p.CreationTimestamp.IsZero() {
-			p = p.DeepCopy()
-			p.CreationTimestamp = stamp
-		}
-		policies[i] = p
-	}
-	peerAuthentications := make([]*securityv1.PeerAuthentication, len(objs.PeerAuthentications))
-	for i, pa := range objs.PeerAuthentications {
-		if pa.CreationTimestamp.IsZero() {
-			pa = pa.DeepCopy()
-			pa.CreationTimestamp = stamp
-		}
-		peerAuthentications[i] = pa
-	}
-	objs.Policies, objs.PeerAuthentications = policies, peerAuthentications
+	objs.Policies = dated(objs.Policies, stamp)
+	objs.PeerAuthentications = dated(objs.PeerAuthentications, stamp)
 	return objs
+}
+
+// dated returns objs with a copy of each undated one stamped; objs itself is not changed.
+func dated[T interface {
+	metav1.Object
+	DeepCopy() T
+}](objs []T, stamp metav1.Time) []T {
+	out := make([]T, len(objs))
+	for i, o := range objs {
+		if created := o.GetCreationTimestamp(); created.IsZero() {
+			o = o.DeepCopy()
+			o.SetCreationTimestamp(stamp)
+		}
+		out[i] = o
+	}
+	return out
 }
 
 // verdictOf reads the workload's verdict from the operator's decision.
