@@ -100,13 +100,8 @@ func livePods(in Input, ref Ref) podsOfWorkload {
 
 // verifyOnPods sets the state of each redirectable probe in statuses from the workload's live
 // pods and returns the worst state among them (Rewritten, PendingRollout or NotRewritten).
-// meshStatusPort is the mesh default; a pod's own status-port annotation overrides it.
-func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods podsOfWorkload, meshStatusPort int32, rolledOut bool, istio mesh.IstioVersion) v1alpha1.ProbeState {
-	verifications := make([]probes.PodVerification, len(pods.current))
-	for i, pod := range pods.current {
-		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
-		verifications[i] = probes.VerifyPod(&pod.Spec, port)
-	}
+// verifications are verifyPods' results for pods.current.
+func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods podsOfWorkload, verifications []probes.PodVerification, rolledOut bool, istio mesh.IstioVersion) v1alpha1.ProbeState {
 	worst := v1alpha1.ProbeRewritten
 	for i, p := range analysed {
 		if p.Handler == v1alpha1.HandlerExec {
@@ -155,6 +150,18 @@ func worse(a, b v1alpha1.ProbeState) v1alpha1.ProbeState {
 	return a
 }
 
+// verifyPods checks each of the workload's current pods against Istio's rewrite, once for both
+// verifyOnPods and liveOnlyProbes. meshStatusPort is the mesh default; a pod's own status-port
+// annotation overrides it.
+func verifyPods(pods podsOfWorkload, meshStatusPort int32) []probes.PodVerification {
+	verifications := make([]probes.PodVerification, len(pods.current))
+	for i, pod := range pods.current {
+		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
+		verifications[i] = probes.VerifyPod(&pod.Spec, port)
+	}
+	return verifications
+}
+
 // liveProbes are the probes found on the live pods of a workload but not in its template.
 type liveProbes struct {
 	statuses []v1alpha1.ProbeStatus
@@ -170,7 +177,7 @@ type liveProbes struct {
 // spec and whether Istio rewrote it. Istio rewrites only the probes of containers present when its
 // injector runs (istio/istio pkg/kube/inject/webhook.go, applyRewrite over the pod it was given),
 // so a container added later keeps its original probe unless the injector is reinvoked.
-func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Probe, pods podsOfWorkload, meshStatusPort int32, modes mtls.Workload) liveProbes {
+func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Probe, pods podsOfWorkload, verifications []probes.PodVerification, meshStatusPort int32, modes mtls.Workload) liveProbes {
 	out := liveProbes{worst: v1alpha1.ProbeRewritten}
 	known := map[probes.Key]bool{}
 	for _, p := range template {
@@ -185,9 +192,9 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 	}
 	var order []probes.Key
 	seen := map[probes.Key]*sighting{}
-	for _, pod := range pods.current {
+	for i, pod := range pods.current {
 		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
-		verification := probes.VerifyPod(&pod.Spec, port)
+		verification := verifications[i]
 		for _, p := range probes.Analyze(&pod.Spec, port) {
 			if known[p.Key()] {
 				continue

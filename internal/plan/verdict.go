@@ -187,8 +187,9 @@ func annotated(in Input, w Workload, v Verdict, f workloadFacts, by string) Verd
 		minGeneration = record.Generation
 	}
 	progress := w.Progress(minGeneration)
-	verified := verifyOnPods(v.Status.Probes, analysed, f.pods, in.Config.StatusPort, progress.Complete, f.istio)
-	extra := liveOnlyProbes(in.Policy.Spec, analysed, f.pods, in.Config.StatusPort, f.modes)
+	verifications := verifyPods(f.pods, in.Config.StatusPort)
+	verified := verifyOnPods(v.Status.Probes, analysed, f.pods, verifications, progress.Complete, f.istio)
+	extra := liveOnlyProbes(in.Policy.Spec, analysed, f.pods, verifications, in.Config.StatusPort, f.modes)
 	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
 	v.Needs = append(v.Needs, extra.needs...)
 	v = followRollout(v, record, progress, worse(verified, extra.worst), by, in.Now, ProgressDeadline(in.Policy.Spec))
