@@ -101,14 +101,9 @@ func run(o options) error {
 		if err := os.RemoveAll(filepath.Join(o.out, dir)); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Join(o.out, dir), 0o755); err != nil {
-			return err
-		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if err := os.WriteFile(filepath.Join(o.out, name), files[name], 0o644); err != nil {
-			return err
-		}
+	if err := manifests.WriteFiles(o.out, files); err != nil {
+		return err
 	}
 	return os.WriteFile(o.dockerfile, dockerfile(bundleAnnotations(o), filepath.ToSlash(copyFrom)), 0o644)
 }

@@ -1,5 +1,6 @@
-// Package manifests reads Kubernetes manifests for the generators under hack/ (the OLM bundle and
-// the Helm chart): what kustomize renders from config/, and single YAML files.
+// Package manifests reads and writes Kubernetes manifests for the generators under hack/ (the OLM
+// bundle and the Helm chart): what kustomize renders from config/, single YAML files, and the
+// generated file trees.
 package manifests
 
 import (
@@ -7,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -57,4 +61,19 @@ func ReadObject(path string) (*unstructured.Unstructured, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return u, nil
+}
+
+// WriteFiles writes files, keyed by slash-separated paths relative to root, in sorted order,
+// creating the directories they need. It stops at the first error.
+func WriteFiles(root string, files map[string][]byte) error {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		path := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, files[name], 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
