@@ -135,7 +135,7 @@ func FullReconcile(t *testing.T, cluster *localcluster.Cluster, admin client.Cli
 	stop, err := localcluster.RunOperator(r.Manager, logPath, append(r.Args,
 		"--kubeconfig="+r.Kubeconfig, "--leader-election-namespace="+r.LeaseNamespace,
 		"--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address=127.0.0.1:0")...)
-	g.Expect(err).NotTo(gomega.HaveOccurred())
+	g.Expect(err).NotTo(gomega.HaveOccurred(), "starting the operator as %s allows; see %s", r.Grants, logPath)
 	defer stop()
 
 	const ns = "shop"
@@ -155,10 +155,11 @@ func FullReconcile(t *testing.T, cluster *localcluster.Cluster, admin client.Cli
 		g.Expect(ready).NotTo(gomega.BeNil())
 		g.Expect(ready.Status).To(gomega.Equal(metav1.ConditionTrue), "%s: %s", ready.Reason, ready.Message)
 		g.Expect(policy.Status.Summary.RewrittenProbes).To(gomega.Equal(int32(1)))
-	}, 3*time.Minute, 250*time.Millisecond).Should(gomega.Succeed())
+	}, 3*time.Minute, 250*time.Millisecond).Should(gomega.Succeed(), "policy %s/%s becoming Ready with one rewritten probe; see %s", ns, r.Policy, logPath)
 	events, err := clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(gomega.HaveOccurred())
-	g.Expect(events.Items).To(gomega.ContainElement(gomega.HaveField("Reason", string(v1alpha1.EventRolloutComplete))))
+	g.Expect(events.Items).To(gomega.ContainElement(gomega.HaveField("Reason", string(v1alpha1.EventRolloutComplete))),
+		"the operator recorded RolloutComplete with what %s grants; see %s", r.Grants, logPath)
 
 	stop()
 	log, err := os.ReadFile(logPath)
