@@ -58,8 +58,10 @@ func main() {
 	flag.StringVar(&o.out, "out", "bundle", "bundle directory; manifests/ and metadata/ in it are replaced")
 	flag.StringVar(&o.dockerfile, "dockerfile", "", "bundle Dockerfile (default: bundle.Dockerfile next to --out)")
 	flag.StringVar(&o.pkg, "package", "probe-redirect-operator", "OLM package name")
-	flag.StringVar(&o.channels, "channels", "alpha", "comma-separated channels")
-	flag.StringVar(&o.defaultChannel, "default-channel", "alpha", "default channel")
+	// Channel names follow OLM's convention (candidate, fast, stable, optionally with a suffix such
+	// as -v1), which operator-framework's good-practices validator checks.
+	flag.StringVar(&o.channels, "channels", "candidate", "comma-separated channels")
+	flag.StringVar(&o.defaultChannel, "default-channel", "candidate", "default channel")
 	flag.Parse()
 	if o.dockerfile == "" {
 		o.dockerfile = filepath.Join(filepath.Dir(filepath.Clean(o.out)), "bundle.Dockerfile")
