@@ -37,21 +37,22 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module, test/argocd, test/prometheus and test/helm.
+lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module, test/argocd, test/prometheus, test/olmvalidate and test/helm.
 	@rc=0; \
 	echo "$(GOLANGCI_LINT) run ./..."; \
 	$(GOLANGCI_LINT) run ./... || rc=1; \
-	for m in test/argocd test/prometheus test/helm; do \
+	for m in test/argocd test/prometheus test/olmvalidate test/helm; do \
 		echo "cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./..."; \
 		(cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || rc=1; \
 	done; \
 	exit $$rc
 
 .PHONY: test
-test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver), then test-helm and test-prometheus; fails when generated files are stale.
+test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver), then test-helm, test-prometheus and test-olm-validate; fails when generated files are stale.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
 	$(MAKE) --no-print-directory test-helm
 	$(MAKE) --no-print-directory test-prometheus
+	$(MAKE) --no-print-directory test-olm-validate
 
 .PHONY: test-helm
 test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (separate Go module test/helm): lint, template, install into a real kube-apiserver, up to date.
@@ -65,6 +66,10 @@ test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snipp
 .PHONY: test-prometheus
 test-prometheus: envtest-bins ## Unit-test the alerts (config/prometheus/rules.yaml) and check the Grafana dashboard's queries with Prometheus's own code, against what a running operator serves (separate Go module).
 	cd test/prometheus && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test ./... $(GOTEST_FLAGS)
+
+.PHONY: test-olm-validate
+test-olm-validate: ## Validate the OLM bundle (bundle/) with operator-framework/api's own validators, those of `operator-sdk bundle validate --select-optional suite=operatorframework`; warnings fail too (separate Go module).
+	cd test/olmvalidate && go test $(GOTEST_FLAGS) ./...
 
 .PHONY: argocd-cm
 argocd-cm: ## Regenerate config/argocd/argocd-cm-health-patch.yaml from health.lua.
