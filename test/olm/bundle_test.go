@@ -1,6 +1,7 @@
 // Package olm checks the OLM bundle (bundle/, bundle.Dockerfile) that `make bundle` generates
 // with hack/bundle: that it is up to date, that OLM's real ClusterServiceVersion schema and our
-// CRD accept it, and that it passes the checks of operator-sdk's bundle validators and scorecard.
+// CRD accept it, and that it passes the checks of operator-sdk's scorecard and this project's
+// own. operator-framework/api's bundle validators run in the module test/olmvalidate.
 package olm
 
 import (
