@@ -47,12 +47,16 @@ var ignoredNamespaces = map[string]bool{
 //     and "off" too. An unknown version follows 1.27.
 //  4. The namespace has istio-injection=enabled: injected,
 //     NamespaceInjectionEnabled.
-//  5. The namespace has a non-empty istio.io/rev label: injected,
-//     NamespaceRevision.
-//  6. The pod has the label sidecar.istio.io/inject=true (exactly "true"; the
+//  5. The namespace has an istio.io/rev label: injected, NamespaceRevision,
+//     when its value is not empty; otherwise not injected, NoInjectionLabel
+//     (an empty revision selects no revision's webhook, and every other
+//     webhook requires the label to be absent).
+//  6. The pod has an istio.io/rev label: injected, PodRevision, when its
+//     value is not empty; otherwise not injected, NoInjectionLabel (the
+//     object.sidecar-injector webhook requires the label to be absent).
+//  7. The pod has the label sidecar.istio.io/inject=true (exactly "true"; the
 //     annotation alone does not select the webhook): injected,
 //     PodInjectionEnabled.
-//  7. The pod has a non-empty istio.io/rev label: injected, PodRevision.
 //  8. Otherwise not injected, NoInjectionLabel.
 //
 // These follow the default MutatingWebhookConfiguration of the
@@ -81,15 +85,23 @@ func Injection(namespaceLabels, podLabels, podAnnotations map[string]string, ist
 		return false, v1alpha1.StatusReasonPodInjectionDisabled
 	}
 
+	// The revision label counts when present, even empty: the revision webhooks
+	// select its value, the others require it absent.
+	nsRevision, nsHasRevision := namespaceLabels[label.IoIstioRev.Name]
+	podRevision, podHasRevision := podLabels[label.IoIstioRev.Name]
 	switch {
 	case nsHasInjection: // == "enabled"
 		return true, v1alpha1.StatusReasonNamespaceInjectionEnabled
-	case namespaceLabels[label.IoIstioRev.Name] != "":
-		return true, v1alpha1.StatusReasonNamespaceRevision
+	case nsHasRevision:
+		if nsRevision != "" {
+			return true, v1alpha1.StatusReasonNamespaceRevision
+		}
+	case podHasRevision:
+		if podRevision != "" {
+			return true, v1alpha1.StatusReasonPodRevision
+		}
 	case labelPresent && podLabels[label.SidecarInject.Name] == "true":
 		return true, v1alpha1.StatusReasonPodInjectionEnabled
-	case podLabels[label.IoIstioRev.Name] != "":
-		return true, v1alpha1.StatusReasonPodRevision
 	}
 	return false, v1alpha1.StatusReasonNoInjectionLabel
 }

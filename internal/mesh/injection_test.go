@@ -39,7 +39,14 @@ func TestInjection(t *testing.T) {
 		{name: "pod annotation true alone does not select a webhook", annots: m{"sidecar.istio.io/inject": "true"}, want: false, wantReason: v1alpha1.StatusReasonNoInjectionLabel},
 		{name: "pod revision", labels: m{"istio.io/rev": "canary"}, want: true, wantReason: v1alpha1.StatusReasonPodRevision},
 		{name: "empty pod revision", labels: m{"istio.io/rev": ""}, want: false, wantReason: v1alpha1.StatusReasonNoInjectionLabel},
-		{name: "pod label true with pod revision", labels: m{"sidecar.istio.io/inject": "true", "istio.io/rev": "canary"}, want: true, wantReason: v1alpha1.StatusReasonPodInjectionEnabled},
+		// The revision's rev.object webhook injects; object.sidecar-injector requires no istio.io/rev.
+		{name: "pod label true with pod revision", labels: m{"sidecar.istio.io/inject": "true", "istio.io/rev": "canary"}, want: true, wantReason: v1alpha1.StatusReasonPodRevision},
+		// Found by test/istio's cross-check against Istio's chart and injector: an empty
+		// istio.io/rev selects no revision and keeps the other webhooks away.
+		{name: "pod label true with empty pod revision", labels: m{"sidecar.istio.io/inject": "true", "istio.io/rev": ""}, want: false, wantReason: v1alpha1.StatusReasonNoInjectionLabel},
+		{name: "pod label true in namespace with empty revision", ns: m{"istio.io/rev": ""}, labels: m{"sidecar.istio.io/inject": "true"}, want: false, wantReason: v1alpha1.StatusReasonNoInjectionLabel},
+		{name: "pod revision in namespace with empty revision", ns: m{"istio.io/rev": ""}, labels: m{"istio.io/rev": "default"}, want: false, wantReason: v1alpha1.StatusReasonNoInjectionLabel},
+		{name: "namespace enabled with empty revisions", ns: m{"istio-injection": "enabled", "istio.io/rev": ""}, labels: m{"istio.io/rev": ""}, want: true, wantReason: v1alpha1.StatusReasonNamespaceInjectionEnabled},
 		{name: "system namespace", ns: m{"kubernetes.io/metadata.name": "kube-system", "istio-injection": "enabled"}, want: false, wantReason: v1alpha1.StatusReasonSystemNamespace},
 		{name: "ordinary namespace name", ns: m{"kubernetes.io/metadata.name": "shop", "istio-injection": "enabled"}, want: true, wantReason: v1alpha1.StatusReasonNamespaceInjectionEnabled},
 	}
