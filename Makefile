@@ -37,22 +37,27 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module, test/argocd, test/prometheus, test/olmvalidate and test/helm.
+lint: golangci-lint-kal ## Run golangci-lint with the Kubernetes API linter (.golangci.yml) over the module, test/argocd, test/prometheus, test/olmvalidate, test/istio and test/helm.
 	@rc=0; \
 	echo "$(GOLANGCI_LINT) run ./..."; \
 	$(GOLANGCI_LINT) run ./... || rc=1; \
-	for m in test/argocd test/prometheus test/olmvalidate test/helm; do \
+	for m in test/argocd test/prometheus test/olmvalidate test/istio test/helm; do \
 		echo "cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./..."; \
 		(cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || rc=1; \
 	done; \
 	exit $$rc
 
 .PHONY: test
-test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver), then test-helm, test-prometheus and test-olm-validate; fails when generated files are stale.
+test: envtest-bins controller-gen kustomize vet ## Run every unit and integration test (real etcd + kube-apiserver), then test-helm, test-prometheus, test-olm-validate and test-istio; fails when generated files are stale.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)" CONTROLLER_GEN="$(CONTROLLER_GEN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
 	$(MAKE) --no-print-directory test-helm
 	$(MAKE) --no-print-directory test-prometheus
 	$(MAKE) --no-print-directory test-olm-validate
+	$(MAKE) --no-print-directory test-istio
+
+.PHONY: test-istio
+test-istio: ## Cross-check internal/mtls and internal/mesh with Istio's own code (separate Go module test/istio: PeerAuthentication resolution, the chart's webhooks and the injector).
+	cd test/istio && go vet ./... && go test $(GOTEST_FLAGS) ./...
 
 .PHONY: test-helm
 test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (separate Go module test/helm): lint, template, install into a real kube-apiserver, up to date.
@@ -97,15 +102,19 @@ build-installer: manifests generate kustomize ## Render the CRD and the operator
 
 CLUSTER_NAME ?= dev
 CLUSTER_DIR ?= $(CURDIR)/.local/clusters/$(CLUSTER_NAME)
-CLUSTER_FLAGS ?= --mesh-double
+CLUSTER_FLAGS ?= --mesh=istio
 LOCALCLUSTER ?= $(LOCALBIN)/localcluster
 
 .PHONY: localcluster
 localcluster: ## Build the local control plane launcher.
 	go build -o $(LOCALCLUSTER) ./test/localcluster/cmd/localcluster
 
+.PHONY: istio-injector
+istio-injector: ## Build Istio's own sidecar injector into bin/ (test/istio module: istio.io/istio's pkg/kube/inject, its chart rendered by its own renderer, its PeerAuthentication resolution).
+	cd test/istio && go build -o $(LOCALBIN)/istio-injector ./cmd/istio-injector
+
 .PHONY: cluster-up
-cluster-up: control-plane-bins localcluster ## Start a local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes, the injector double) in the background.
+cluster-up: control-plane-bins istio-injector localcluster ## Start a local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes, Istio's injector; CLUSTER_FLAGS=--mesh=double|none for the double or none) in the background.
 	$(LOCALCLUSTER) up --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR) --kwok-stages $(KWOK_STAGES_DIR) $(CLUSTER_FLAGS)
 
 .PHONY: cluster-down
@@ -117,7 +126,7 @@ cluster-status: localcluster ## Say whether the local control plane runs.
 	$(LOCALCLUSTER) status --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR)
 
 .PHONY: test-e2e
-test-e2e: control-plane-bins build ## End-to-end tests: local control planes, the operator as a process, the documented mesh scenarios, helm install of dist/chart.
+test-e2e: control-plane-bins istio-injector build ## End-to-end tests: local control planes, the operator as a process, the documented mesh scenarios, helm install of dist/chart.
 	KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags e2e $(GOTEST_FLAGS) -timeout 40m ./test/...
 	cd test/helm && KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags e2e $(GOTEST_FLAGS) -timeout 20m ./e2e/...
 
@@ -148,7 +157,7 @@ uninstall: ## Remove the CRD from the cluster in ~/.kube/config.
 DEMO_KEEP ?= 1
 
 .PHONY: demo
-demo: control-plane-bins build localcluster ## Run the demo on a local control plane: nginx broken by STRICT mTLS, fixed by a ProbeRedirectPolicy. DEMO_KEEP=0 stops everything at the end.
+demo: control-plane-bins istio-injector build localcluster ## Run the demo on a local control plane: nginx broken by STRICT mTLS, fixed by a ProbeRedirectPolicy. DEMO_KEEP=0 stops everything at the end.
 	LOCALBIN="$(LOCALBIN)" LOCALCLUSTER="$(LOCALCLUSTER)" MANAGER="$(LOCALBIN)/manager" KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" \
 		CLUSTER_NAME=demo CLUSTER_DIR="$(CURDIR)/.local/clusters/demo" DEMO_KEEP="$(DEMO_KEEP)" hack/demo.sh
 

@@ -2,8 +2,9 @@
 # hack/demo.sh -- the demo behind `make demo` (and `make demo-down`).
 #
 # It starts a local control plane (test/localcluster: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok fake nodes, and a TEST DOUBLE
-# of Istio's sidecar injector whose mesh default leaves probe rewriting off),
+# kube-controller-manager, kube-scheduler, kwok fake nodes, and Istio's own
+# sidecar injector -- bin/istio-injector, built from the istio.io/istio module
+# -- whose mesh default leaves probe rewriting off),
 # installs the CRD, starts the operator as a local process, deploys the nginx
 # example of Alibaba Cloud ASM's docs under STRICT mTLS, shows its pods stuck
 # unready with "Warning Unhealthy ... connection reset by peer", applies a
@@ -224,7 +225,7 @@ leftovers() {
 		((${#args[@]})) || continue
 		cmd="${args[*]}"
 		case ${args[0]##*/} in
-		localcluster | etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok | manager) ;;
+		localcluster | etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok | istio-injector | manager) ;;
 		*) continue ;;
 		esac
 		case " $cmd" in
@@ -308,8 +309,8 @@ esac
 
 : "${KWOK_STAGES_DIR:?is required: the kustomize/stage folder of the kwok module (make demo sets it; see make -s kwok-stages)}"
 [[ -d $KWOK_STAGES_DIR ]] || fail "KWOK_STAGES_DIR=$KWOK_STAGES_DIR is not a folder"
-for b in "$LOCALCLUSTER" "$MANAGER" "$LOCALBIN/kubectl"; do
-	[[ -x $b ]] || fail "$b is missing; run: make control-plane-bins build localcluster"
+for b in "$LOCALCLUSTER" "$MANAGER" "$LOCALBIN/kubectl" "$LOCALBIN/istio-injector"; do
+	[[ -x $b ]] || fail "$b is missing; run: make control-plane-bins istio-injector build localcluster"
 done
 
 OPERATOR_STARTED=0
@@ -349,9 +350,9 @@ fi
 
 step "Start a local control plane" \
 	"etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok playing the kubelet" \
-	"of 2 fake nodes, and a TEST DOUBLE of Istio's sidecar injector. As in Alibaba Cloud ASM," \
-	"the mesh does not rewrite probes by default: a pod opts in with an annotation."
-run -t 400 "$LOCALCLUSTER" up --name "$CLUSTER_NAME" --dir "$CLUSTER_DIR" --kwok-stages "$KWOK_STAGES_DIR" --mesh-double
+	"of 2 fake nodes, and Istio's own sidecar injector (istio.io/istio's webhook and chart)." \
+	"As in Alibaba Cloud ASM, the mesh does not rewrite probes by default: a pod opts in with an annotation."
+run -t 400 "$LOCALCLUSTER" up --name "$CLUSTER_NAME" --dir "$CLUSTER_DIR" --kwok-stages "$KWOK_STAGES_DIR" --mesh=istio
 export KUBECONFIG=$KUBECONFIG_FILE
 echo "+ export KUBECONFIG=$KUBECONFIG"
 run kubectl get nodes
@@ -394,7 +395,9 @@ say "(READY 1/2: the istio-proxy sidecar is ready, nginx is not.)"
 run kubectl get events -n "$NS" --field-selector reason=Unhealthy
 POD=$(q kubectl get pods -n "$NS" -l app=nginx -o jsonpath='{.items[0].metadata.name}')
 runsh "kubectl describe pod -n $NS $POD | sed -n '/^Events:/,\$p'"
-say "" "The kubelet probes nginx's port 80 directly; the sidecar, under STRICT mTLS, resets the connection:"
+say "" "Istio's injector added its init container and its sidecar to the pod:"
+run kubectl get pod -n "$NS" "$POD" -o jsonpath='{range .spec.initContainers[*]}{.name}{"\t"}{.image}{"\n"}{end}{range .spec.containers[*]}{.name}{"\t"}{.image}{"\n"}{end}'
+say "The kubelet probes nginx's port 80 directly; the sidecar, under STRICT mTLS, resets the connection:"
 run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.spec.containers[?(@.name=="nginx")].readinessProbe}'
 echo
 

@@ -70,6 +70,11 @@ func TestScenario1HTTPProbeUnderStrictMTLS(t *testing.T) {
 		}
 		g.Expect(app).NotTo(BeNil())
 		g.Expect(proxy).NotTo(BeNil())
+		// Injected by Istio's own injector (bin/istio-injector), not a double: its chart's image,
+		// its istio-init container and its injection status annotation.
+		g.Expect(proxy.Image).To(HavePrefix("gcr.io/istio-testing/proxyv2:1.31.0-alpha."), pod.Name)
+		g.Expect(pod.Spec.InitContainers).To(ContainElement(HaveField("Name", "istio-init")), pod.Name)
+		g.Expect(pod.Annotations).To(HaveKeyWithValue("sidecar.istio.io/status", ContainSubstring(`"initContainers":["istio-init"]`)), pod.Name)
 		g.Expect(app.ReadinessProbe.HTTPGet.Port.IntValue()).To(Equal(15020))
 		g.Expect(app.ReadinessProbe.HTTPGet.Path).To(Equal("/app-health/nginx/readyz"))
 		g.Expect(app.ReadinessProbe.HTTPGet.HTTPHeaders).To(ConsistOf(corev1.HTTPHeader{Name: "Custom-Header", Value: "Awesome"}))

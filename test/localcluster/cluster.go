@@ -43,8 +43,9 @@ type Options struct {
 	RepoRoot string
 	// Nodes is the number of fake kwok nodes. Default 2.
 	Nodes int
-	// Injector runs the mesh double as Istio's sidecar injector; nil means
-	// no mesh double.
+	// Injector runs Istio's sidecar injector (bin/istio-injector: Istio's own
+	// webhook code and chart, built from the test/istio module) or, with
+	// Injector.Double, the mesh double; nil means no mesh.
 	Injector *InjectorOptions
 	// Ports fixes some ports; zero fields are picked free.
 	Ports Ports
@@ -63,11 +64,17 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// InjectorOptions configure the mesh double.
+// InjectorOptions configure the sidecar injector.
 type InjectorOptions struct {
-	// RewriteAppHTTPProbe is the simulated mesh-wide
-	// sidecarInjectorWebhook.rewriteAppHTTPProbe (Istio's default is true;
-	// false models an opt-in mesh, where only the pod annotation rewrites).
+	// Double runs the in-process mesh double (test/meshdouble) instead of
+	// Istio's own injector. Only for callers that cannot have
+	// bin/istio-injector (localcluster's own tests); its verdicts resolve
+	// mTLS with the operator's code.
+	Double bool
+	// RewriteAppHTTPProbe is the chart's mesh-wide
+	// values.sidecarInjectorWebhook.rewriteAppHTTPProbe (Istio's default is
+	// true; false models an opt-in mesh, where only the pod annotation
+	// rewrites).
 	RewriteAppHTTPProbe bool
 	// RootNamespace is meshConfig.rootNamespace. Default istio-system.
 	RootNamespace string
@@ -121,6 +128,8 @@ const (
 	Kwok              = "kwok"
 	// InjectorDouble is the in-process webhook (log only, no pid file).
 	InjectorDouble = "injector-double"
+	// IstioInjector is Istio's own injector, a child process (bin/istio-injector).
+	IstioInjector = "istio-injector"
 )
 
 // stateFile is written once the cluster is up; see State.
@@ -207,6 +216,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if err := CheckBinaries(o.BinDir); err != nil {
 		return nil, err
+	}
+	if o.Injector != nil && !o.Injector.Double {
+		if err := checkBinary(o.BinDir, IstioInjector); err != nil {
+			return nil, err
+		}
 	}
 	if err := prepareDir(o.Dir); err != nil {
 		return nil, err
@@ -335,7 +349,7 @@ func prepareDir(dir string) error {
 			return fmt.Errorf("localcluster: %w", err)
 		}
 	}
-	for _, name := range binaries {
+	for _, name := range append(binaries, IstioInjector) {
 		f := filepath.Join(dir, "pids", name+".pid")
 		if pid := ReadPID(f); ProcessAlive(pid, dir+"/") {
 			return fmt.Errorf("localcluster: a cluster is already running in %s (%s has live pid %d); stop it first",
@@ -348,7 +362,7 @@ func prepareDir(dir string) error {
 			return fmt.Errorf("localcluster: clearing %s: %w", stale, err)
 		}
 	}
-	for _, name := range append(binaries, InjectorDouble) {
+	for _, name := range append(binaries, InjectorDouble, IstioInjector) {
 		_ = os.Remove(filepath.Join(dir, "logs", name+".log"))
 	}
 	return os.WriteFile(filepath.Join(dir, markerFile),
@@ -373,7 +387,7 @@ func (c *Cluster) portRefs() []portRef {
 		{&c.Ports.Scheduler, "kube-scheduler --secure-port"},
 	}
 	if c.opts.Injector != nil {
-		refs = append(refs, portRef{&c.Ports.Webhook, "injector double webhook"})
+		refs = append(refs, portRef{&c.Ports.Webhook, "injector webhook"})
 	}
 	return refs
 }
@@ -859,7 +873,7 @@ func (c *Cluster) Stop() error {
 			wg.Wait()
 		}
 		// Clients of the API server first, then the server, then storage.
-		stop(Kwok, Scheduler, ControllerManager)
+		stop(Kwok, Scheduler, ControllerManager, IstioInjector)
 		if c.injector != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = c.injector.Shutdown(ctx)

@@ -40,7 +40,7 @@ const (
 	e2eReplicas  = 2
 )
 
-func TestTwoClustersWithMeshDouble(t *testing.T) {
+func TestTwoClustersWithIstioInjector(t *testing.T) {
 	testBegan := time.Now()
 	root, err := RepoRoot()
 	if err != nil {
@@ -99,7 +99,7 @@ func TestTwoClustersWithMeshDouble(t *testing.T) {
 			g.Expect(c.Kubeconfig).To(BeARegularFile())
 			st, err := ReadState(c.Dir)
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(st.PIDs).To(HaveLen(5))
+			g.Expect(st.PIDs).To(HaveLen(6), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, istio-injector")
 			for name, pid := range c.PIDs() {
 				g.Expect(filepath.Join(c.Dir, "pids", name+".pid")).To(BeARegularFile())
 				g.Expect(ProcessAlive(pid, c.Dir+"/")).To(BeTrue(), name)

@@ -3,6 +3,7 @@ package localcluster
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -43,9 +44,12 @@ func init() {
 	utilruntime.Must(securityv1.AddToScheme(istioScheme))
 }
 
-// NewInjectorHandler returns the mesh double (meshdouble.VerdictWebhook)
-// wired to a cluster: namespace labels and PeerAuthentications are read from
-// the API server at each admission.
+// NewInjectorHandler returns the mesh double (meshdouble.Webhook behind
+// meshdouble.VerdictWebhook) wired to a cluster: namespace labels and
+// PeerAuthentications are read from the API server at each admission, and
+// the verdicts' mTLS modes come from the operator's own resolution
+// (meshdouble.OperatorModes). Only for Options.Injector.Double; the real
+// injector resolves modes with Istio's code.
 func NewInjectorHandler(cfg *rest.Config, o InjectorOptions) (*meshdouble.VerdictWebhook, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -55,8 +59,19 @@ func NewInjectorHandler(cfg *rest.Config, o InjectorOptions) (*meshdouble.Verdic
 	if err != nil {
 		return nil, err
 	}
+	listPeerAuthentications := func(ctx context.Context, namespaces ...string) ([]*securityv1.PeerAuthentication, error) {
+		var out []*securityv1.PeerAuthentication
+		for _, ns := range namespaces {
+			var list securityv1.PeerAuthenticationList
+			if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				return nil, err
+			}
+			out = append(out, list.Items...)
+		}
+		return out, nil
+	}
 	return &meshdouble.VerdictWebhook{
-		Webhook: meshdouble.Webhook{
+		Injector: &meshdouble.Webhook{
 			Config: meshdouble.Config{RewriteAppHTTPProbe: o.RewriteAppHTTPProbe},
 			NamespaceLabels: func(ctx context.Context, namespace string) (map[string]string, error) {
 				ns, err := cs.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
@@ -66,18 +81,7 @@ func NewInjectorHandler(cfg *rest.Config, o InjectorOptions) (*meshdouble.Verdic
 				return ns.Labels, nil
 			},
 		},
-		RootNamespace: o.rootNamespace(),
-		PeerAuthentications: func(ctx context.Context, namespaces ...string) ([]*securityv1.PeerAuthentication, error) {
-			var out []*securityv1.PeerAuthentication
-			for _, ns := range namespaces {
-				var list securityv1.PeerAuthenticationList
-				if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
-					return nil, err
-				}
-				out = append(out, list.Items...)
-			}
-			return out, nil
-		},
+		Modes: meshdouble.OperatorModes(o.rootNamespace(), listPeerAuthentications),
 	}, nil
 }
 
@@ -110,8 +114,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// startInjector installs Istio's CRDs and the istio-system namespace, runs
-// the mesh double's webhook in this process and registers it.
+// startInjector installs Istio's CRDs and the istio-system namespace, then
+// starts Istio's injector (startIstioInjector) or runs the mesh double's
+// webhook in this process and registers it.
 func (c *Cluster) startInjector(ctx context.Context, cs kubernetes.Interface, crdFile string) error {
 	o := c.opts.Injector
 	if err := installCRDs(ctx, c.RESTConfig, crdFile); err != nil {
@@ -123,6 +128,9 @@ func (c *Cluster) startInjector(ctx context.Context, cs kubernetes.Interface, cr
 		return fmt.Errorf("localcluster: creating namespace %s: %w", o.rootNamespace(), err)
 	}
 
+	if !o.Double {
+		return c.startIstioInjector(ctx)
+	}
 	handler, err := NewInjectorHandler(c.RESTConfig, *o)
 	if err != nil {
 		return err
@@ -130,7 +138,7 @@ func (c *Cluster) startInjector(ctx context.Context, cs kubernetes.Interface, cr
 	// The PeerAuthentication kind must be served before the first pod is
 	// admitted (the double lists them at every admission).
 	if err := waitFor(ctx, "PeerAuthentications listable", func(ctx context.Context) error {
-		_, err := handler.PeerAuthentications(ctx, o.rootNamespace())
+		_, err := handler.Modes(ctx, o.rootNamespace(), nil)
 		return err
 	}); err != nil {
 		return err
@@ -292,4 +300,64 @@ func waitFor(ctx context.Context, what string, check func(context.Context) error
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// startIstioInjector runs bin/istio-injector: Istio's own injection webhook
+// with the istio-discovery chart's configuration, which registers the
+// chart's MutatingWebhookConfiguration (pointed at itself) and answers
+// /readyz once it has.
+func (c *Cluster) startIstioInjector(ctx context.Context) error {
+	o := c.opts.Injector
+	certPEM, keyPEM, err := c.pki.servingPEM(IstioInjector, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		return err
+	}
+	certFile := filepath.Join(c.Dir, "pki", IstioInjector+".crt")
+	keyFile := filepath.Join(c.Dir, "pki", IstioInjector+".key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.pki.caPEM)
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	comp := component{
+		name: IstioInjector, bin: IstioInjector,
+		ports: []portRef{{&c.Ports.Webhook, "istio-injector webhook"}},
+		args: func() []string {
+			return []string{
+				"--kubeconfig=" + c.Kubeconfig,
+				"--listen=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Ports.Webhook)),
+				"--tls-cert-file=" + certFile,
+				"--tls-private-key-file=" + keyFile,
+				"--client-ca-file=" + c.pki.caFile,
+				"--rewrite-app-http-probe=" + strconv.FormatBool(o.RewriteAppHTTPProbe),
+				"--root-namespace=" + o.rootNamespace(),
+			}
+		},
+		ready: func(ctx context.Context) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+				fmt.Sprintf("https://127.0.0.1:%d/readyz", c.Ports.Webhook), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := httpc.Do(req)
+			if err != nil {
+				return err
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("istio-injector /readyz: %s", resp.Status)
+			}
+			return nil
+		},
+	}
+	if err := c.launch(ctx, comp); err != nil {
+		return err
+	}
+	c.InjectorURL = fmt.Sprintf("https://127.0.0.1:%d/inject", c.Ports.Webhook)
+	c.opts.Logf("Istio's injector serving %s (rewriteAppHTTPProbe=%v)", c.InjectorURL, o.RewriteAppHTTPProbe)
+	return nil
 }

@@ -79,10 +79,17 @@ var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "ku
 // that binDir lacks.
 func CheckBinaries(binDir string) error {
 	for _, b := range binaries {
-		st, err := os.Stat(filepath.Join(binDir, b))
-		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return &MissingBinaryError{Binary: b, BinDir: binDir}
+		if err := checkBinary(binDir, b); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+func checkBinary(binDir, name string) error {
+	st, err := os.Stat(filepath.Join(binDir, name))
+	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return &MissingBinaryError{Binary: name, BinDir: binDir}
 	}
 	return nil
 }

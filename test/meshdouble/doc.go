@@ -1,7 +1,10 @@
 // Package meshdouble is a TEST DOUBLE of Istio's sidecar injector (the
-// mutating admission webhook served by istiod). It exists only for this
-// project's tests: istiod cannot be built here, so tests that need "what the
-// mesh does to a pod" use this double instead. The operator's non-test code
+// mutating admission webhook served by istiod), and the test ground's
+// kubelet side (VerdictRules, VerdictWebhook), which the real injector uses
+// too. The end-to-end tests and the demo run Istio's own injector
+// (test/istio, bin/istio-injector); the double stays for the one place that
+// cannot have that binary: localcluster's --mesh=double, for a machine where
+// the istio.io/istio module cannot be built. The operator's non-test code
 // must never import it.
 //
 // # What it covers

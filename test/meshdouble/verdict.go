@@ -221,12 +221,21 @@ func (j Judgement) Reason() string {
 	return fmt.Sprintf("%s: rule %s (container %q, %s probe)", j.Verdict, j.Rule, j.Container, j.Kind)
 }
 
-// Judge applies VerdictRules to pod as it stands after admission (after
-// Inject, if injected). cfg gives the mesh status port; modes gives the
-// effective PeerAuthentication modes (nil means no policy: PERMISSIVE).
-// namespace is the pod's namespace (pod.Namespace when "").
-func Judge(pod *corev1.Pod, namespace string, cfg Config, modes *mtls.Resolver) Judgement {
-	facts := CollectFacts(pod, namespace, cfg, modes)
+// PortModes gives the effective mTLS mode of one workload on an application
+// port; port 0 asks for the workload-wide mode.
+type PortModes func(port int32) v1alpha1.MTLSMode
+
+// ModeResolver returns the PortModes of the workload a pod at admission
+// belongs to (its namespace and labels). An error denies the pod.
+type ModeResolver func(ctx context.Context, namespace string, podLabels map[string]string) (PortModes, error)
+
+// Judge applies VerdictRules to pod as it stands after admission (after the
+// injector, if injected). meshStatusPort is the mesh's
+// defaultConfig.statusPort (0 means 15020); modes gives the effective
+// PeerAuthentication modes of the pod's workload (nil means no policy:
+// PERMISSIVE).
+func Judge(pod *corev1.Pod, meshStatusPort int32, modes PortModes) Judgement {
+	facts := CollectFacts(pod, meshStatusPort, modes)
 	best := Judgement{Verdict: VerdictPass}
 	bestIndex := len(VerdictRules)
 	for _, f := range facts {
@@ -247,17 +256,16 @@ func Judge(pod *corev1.Pod, namespace string, cfg Config, modes *mtls.Resolver) 
 // CollectFacts returns the ProbeFacts of every probe of every container and
 // init container of pod except istio-proxy, plus one HandlerNone fact for
 // each such container without any probe.
-func CollectFacts(pod *corev1.Pod, namespace string, cfg Config, modes *mtls.Resolver) []ProbeFacts {
-	if namespace == "" {
-		namespace = pod.Namespace
-	}
+func CollectFacts(pod *corev1.Pod, meshStatusPort int32, modes PortModes) []ProbeFacts {
 	if modes == nil {
-		modes = mtls.NewResolver("", nil)
+		modes = func(int32) v1alpha1.MTLSMode { return v1alpha1.MTLSPermissive }
 	}
-	workload := modes.ForWorkload(namespace, pod.Labels)
+	if meshStatusPort == 0 {
+		meshStatusPort = mesh.DefaultStatusPort
+	}
 	sidecar := findSidecar(&pod.Spec)
-	// An invalid annotation was rejected by Inject already; fall back quietly.
-	statusPort, _ := mesh.StatusPort(pod.Annotations, cfg.meshStatusPort())
+	// An invalid annotation was rejected by the injector already; fall back quietly.
+	statusPort, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
 	entries := map[string]*prober{}
 	if sidecar != nil {
 		for _, e := range sidecar.Env {
@@ -307,16 +315,16 @@ func CollectFacts(pod *corev1.Pod, namespace string, cfg Config, modes *mtls.Res
 					return cp.ContainerPort == f.AppPort && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP)
 				})
 				f.Captured = sidecar != nil && capture.captured(f.AppPort)
-				f.Mode = workload.ForPort(f.AppPort)
+				f.Mode = modes(f.AppPort)
 			} else {
-				f.Mode = workload.Mode
+				f.Mode = modes(0)
 			}
 			out = append(out, f)
 		}
 		if n == 0 {
 			f := base
 			f.Handler = HandlerNone
-			f.Mode = workload.Mode
+			f.Mode = modes(0)
 			out = append(out, f)
 		}
 	}
@@ -411,29 +419,29 @@ func parsePorts(list string) map[int32]bool {
 	return out
 }
 
-// VerdictWebhook is Webhook plus the kubelet-side simulation: for every Pod
-// CREATE that Webhook admits, it applies Webhook's mutation, judges the
-// result with Judge (VerdictRules) and adds VerdictAnnotation, answering with
-// one JSON Patch for both. Pods that are not injected get a verdict too (no
-// sidecar: no mTLS, no rewrite). A pod that already carries a valid
-// VerdictAnnotation keeps it (tests may force a verdict). Everything else
-// (other resources and operations, denials, malformed reviews) is Webhook's
-// answer unchanged.
+// VerdictWebhook is the kubelet-side simulation put behind an injector: for
+// every Pod CREATE that Injector admits, it applies Injector's mutation,
+// judges the result with Judge (VerdictRules) and adds VerdictAnnotation,
+// answering with one JSON Patch for both. Pods that are not injected get a
+// verdict too (no sidecar: no mTLS, no rewrite). A pod that already carries a
+// valid VerdictAnnotation keeps it (tests may force a verdict). Everything
+// else (other paths, resources and operations, denials, malformed reviews)
+// is Injector's answer unchanged.
 type VerdictWebhook struct {
-	Webhook
-	// RootNamespace is Istio's meshConfig.rootNamespace; "" means
-	// istio-system.
-	RootNamespace string
-	// PeerAuthentications lists the PeerAuthentications of the given
-	// namespaces (the root namespace and the pod's). nil means there are
-	// none. An error denies the pod.
-	PeerAuthentications func(ctx context.Context, namespaces ...string) ([]*securityv1.PeerAuthentication, error)
+	// Injector is the sidecar injector: Istio's own webhook (test/istio) or
+	// the double's Webhook. Required.
+	Injector http.Handler
+	// MeshStatusPort is the mesh's defaultConfig.statusPort; 0 means 15020.
+	MeshStatusPort int32
+	// Modes resolves the effective mTLS modes of the pod's workload. nil
+	// means no PeerAuthentication anywhere (PERMISSIVE).
+	Modes ModeResolver
 }
 
 // ServeHTTP implements http.Handler.
 func (v *VerdictWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != WebhookPath || r.Method != http.MethodPost {
-		v.Webhook.ServeHTTP(rw, r)
+		v.Injector.ServeHTTP(rw, r)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxReviewBytes+1))
@@ -445,7 +453,7 @@ func (v *VerdictWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	inner.Body = io.NopCloser(bytes.NewReader(body))
 	inner.ContentLength = int64(len(body))
 	rec := httptest.NewRecorder()
-	v.Webhook.ServeHTTP(rec, inner)
+	v.Injector.ServeHTTP(rec, inner)
 
 	out := rec.Body.Bytes()
 	if rec.Code == http.StatusOK {
@@ -469,10 +477,10 @@ func (v *VerdictWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byte) ([]byte, error) {
 	var req, resp admissionv1.AdmissionReview
 	if err := json.Unmarshal(reqBody, &req); err != nil || req.Request == nil {
-		return nil, nil // Webhook has answered it already
+		return nil, nil // the injector has answered it already
 	}
 	if err := json.Unmarshal(respBody, &resp); err != nil {
-		return nil, fmt.Errorf("decoding Webhook's response: %w", err)
+		return nil, fmt.Errorf("decoding the injector's response: %w", err)
 	}
 	ar := req.Request
 	if ar.Resource != podsResource || ar.SubResource != "" || ar.Operation != admissionv1.Create ||
@@ -484,10 +492,10 @@ func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byt
 	if len(resp.Response.Patch) > 0 {
 		p, err := jsonpatchapply.DecodePatch(resp.Response.Patch)
 		if err != nil {
-			return nil, fmt.Errorf("decoding Webhook's patch: %w", err)
+			return nil, fmt.Errorf("decoding the injector's patch: %w", err)
 		}
 		if mutatedJSON, err = p.Apply(ar.Object.Raw); err != nil {
-			return nil, fmt.Errorf("applying Webhook's patch: %w", err)
+			return nil, fmt.Errorf("applying the injector's patch: %w", err)
 		}
 	}
 	var pod corev1.Pod
@@ -502,24 +510,16 @@ func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byt
 	if slices.Contains(Verdicts, ProbeVerdict(pod.Annotations[VerdictAnnotation])) {
 		return nil, nil // forced by the pod's author
 	}
-	root := v.RootNamespace
-	if root == "" {
-		root = "istio-system"
-	}
-	var policies []*securityv1.PeerAuthentication
-	if v.PeerAuthentications != nil {
-		namespaces := []string{root}
-		if namespace != root {
-			namespaces = append(namespaces, namespace)
-		}
+	var modes PortModes
+	if v.Modes != nil {
 		var err error
-		if policies, err = v.PeerAuthentications(ctx, namespaces...); err != nil {
-			resp.Response = deny(http.StatusInternalServerError, "listing PeerAuthentications: %v", err)
+		if modes, err = v.Modes(ctx, namespace, pod.Labels); err != nil {
+			resp.Response = deny(http.StatusInternalServerError, "resolving the mTLS mode: %v", err)
 			resp.Response.UID = ar.UID
 			return json.Marshal(resp)
 		}
 	}
-	j := Judge(&pod, namespace, v.Config, mtls.NewResolver(root, policies))
+	j := Judge(&pod, v.MeshStatusPort, modes)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -529,6 +529,8 @@ func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byt
 	if err != nil {
 		return nil, fmt.Errorf("encoding pod: %w", err)
 	}
+	// The patch is computed against the pod as the API server sent it, so it
+	// replaces the injector's patch rather than adding to it.
 	ops, err := jsonpatch.CreatePatch(ar.Object.Raw, final)
 	if err != nil {
 		return nil, fmt.Errorf("creating patch: %w", err)
@@ -542,4 +544,36 @@ func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byt
 	resp.Response.PatchType = &patchType
 	resp.Response.AuditAnnotations = map[string]string{"probe-verdict": j.Reason()}
 	return json.Marshal(resp)
+}
+
+// OperatorModes is a ModeResolver built on the operator's own
+// PeerAuthentication resolution (internal/mtls), for the double only: the
+// end-to-end tests resolve modes with Istio's code (test/istio), so that a
+// mistake in internal/mtls cannot agree with itself. rootNamespace "" means
+// istio-system; list returns the PeerAuthentications of the given namespaces
+// (nil: none).
+func OperatorModes(rootNamespace string, list func(ctx context.Context, namespaces ...string) ([]*securityv1.PeerAuthentication, error)) ModeResolver {
+	if rootNamespace == "" {
+		rootNamespace = "istio-system"
+	}
+	return func(ctx context.Context, namespace string, podLabels map[string]string) (PortModes, error) {
+		var policies []*securityv1.PeerAuthentication
+		if list != nil {
+			namespaces := []string{rootNamespace}
+			if namespace != rootNamespace {
+				namespaces = append(namespaces, namespace)
+			}
+			var err error
+			if policies, err = list(ctx, namespaces...); err != nil {
+				return nil, fmt.Errorf("listing PeerAuthentications: %w", err)
+			}
+		}
+		workload := mtls.NewResolver(rootNamespace, policies).ForWorkload(namespace, podLabels)
+		return func(port int32) v1alpha1.MTLSMode {
+			if port == 0 {
+				return workload.Mode
+			}
+			return workload.ForPort(port)
+		}, nil
+	}
 }

@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 )
 
 const (
@@ -223,7 +222,7 @@ func TestJudgeRules(t *testing.T) {
 				_, err := Inject(pod, Config{})
 				g.Expect(err).NotTo(HaveOccurred())
 			}
-			j := Judge(pod, "", Config{}, mtls.NewResolver(verdictRoot, tc.policies))
+			j := Judge(pod, 0, resolverModes(pod, tc.policies))
 			g.Expect(j.Verdict).To(Equal(tc.want), j.Reason())
 			g.Expect(j.Rule).To(Equal(tc.rule), j.Reason())
 		})
@@ -235,7 +234,7 @@ func TestJudgeNilResolverIsPermissive(t *testing.T) {
 	pod := verdictPodOf(nil, nginx80)
 	_, err := Inject(pod, Config{})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(Judge(pod, verdictNS, Config{}, nil).Verdict).To(Equal(VerdictPass))
+	g.Expect(Judge(pod, 0, nil).Verdict).To(Equal(VerdictPass))
 }
 
 func TestCollectFacts(t *testing.T) {
@@ -245,7 +244,7 @@ func TestCollectFacts(t *testing.T) {
 		corev1.Container{Name: "idle", Image: "busybox"})
 	_, err := Inject(pod, Config{})
 	g.Expect(err).NotTo(HaveOccurred())
-	facts := CollectFacts(pod, "", Config{}, mtls.NewResolver(verdictRoot, []*securityv1.PeerAuthentication{nsStrict}))
+	facts := CollectFacts(pod, 0, resolverModes(pod, []*securityv1.PeerAuthentication{nsStrict}))
 	g.Expect(facts).To(HaveLen(2))
 	g.Expect(facts[0]).To(Equal(ProbeFacts{
 		Container: "db", Image: "db:1", Kind: "readiness", Handler: HandlerHTTP,
@@ -281,6 +280,18 @@ func TestVerdictRulesTable(t *testing.T) {
 	g.Expect(docs).To(ContainSubstring("§6 #1"))
 }
 
+// resolverModes resolves pod's modes with OperatorModes over policies.
+func resolverModes(pod *corev1.Pod, policies []*securityv1.PeerAuthentication) PortModes {
+	list := func(_ context.Context, namespaces ...string) ([]*securityv1.PeerAuthentication, error) {
+		return (&paLister{policies: policies}).list(context.Background(), namespaces...)
+	}
+	modes, err := OperatorModes(verdictRoot, list)(context.Background(), pod.Namespace, pod.Labels)
+	if err != nil {
+		panic(err)
+	}
+	return modes
+}
+
 // --- VerdictWebhook ---
 
 type paLister struct {
@@ -312,13 +323,13 @@ func verdictServer(t *testing.T, lister *paLister) *httptest.Server {
 		"plain":   {},
 	}
 	wh := &VerdictWebhook{
-		Webhook: Webhook{
+		Injector: &Webhook{
 			Config: Config{RewriteAppHTTPProbe: false},
 			NamespaceLabels: func(_ context.Context, ns string) (map[string]string, error) {
 				return nsLabels[ns], nil
 			},
 		},
-		PeerAuthentications: lister.list,
+		Modes: OperatorModes(verdictRoot, lister.list),
 	}
 	srv := httptest.NewServer(wh)
 	t.Cleanup(srv.Close)

@@ -1,14 +1,14 @@
 // Command localcluster starts and stops local control planes (see package
 // test/localcluster) for `make cluster-up` / `make cluster-down`.
 //
-//	localcluster up     --name NAME [--dir DIR] [--nodes 2] [--mesh-double [--rewrite-app-http-probe]]
+//	localcluster up     --name NAME [--dir DIR] [--nodes 2] [--mesh=istio|double|none [--rewrite-app-http-probe]]
 //	localcluster down   --name NAME [--dir DIR]
 //	localcluster status --name NAME [--dir DIR]
 //
 // `up` starts a supervisor (`localcluster serve ...`, in its own session,
 // logging to DIR/logs/supervisor.log) that runs the cluster, waits until the
 // cluster is ready, prints how to use it and exits. The supervisor keeps the
-// control-plane processes (and the in-process mesh double webhook) running
+// control-plane processes (Istio's injector, or the in-process mesh double webhook) running
 // until `down` sends it SIGTERM. Every child process dies with the
 // supervisor.
 package main
@@ -106,6 +106,7 @@ func (c *common) componentPIDs() map[string]int {
 
 type startFlags struct {
 	nodes      int
+	mesh       string
 	meshDouble bool
 	rewrite    bool
 	rootNS     string
@@ -116,14 +117,25 @@ type startFlags struct {
 
 func (s *startFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.nodes, "nodes", 2, "number of fake kwok nodes")
-	fs.BoolVar(&s.meshDouble, "mesh-double", false, "run the mesh double as Istio's sidecar injector and install Istio's CRDs")
+	fs.StringVar(&s.mesh, "mesh", "none",
+		"sidecar injector to run, with Istio's CRDs installed: istio (Istio's own injector, bin/istio-injector), "+
+			"double (the in-process mesh double, for when bin/istio-injector cannot be built), none")
+	fs.BoolVar(&s.meshDouble, "mesh-double", false, "same as --mesh=double")
 	fs.BoolVar(&s.rewrite, "rewrite-app-http-probe", false,
-		"mesh double: mesh-wide default of sidecarInjectorWebhook.rewriteAppHTTPProbe (Istio's default is true; "+
+		"mesh-wide values.sidecarInjectorWebhook.rewriteAppHTTPProbe (Istio's default is true; "+
 			"false makes the rewrite opt-in through the pod annotation)")
-	fs.StringVar(&s.rootNS, "root-namespace", "istio-system", "mesh double: Istio root namespace")
+	fs.StringVar(&s.rootNS, "root-namespace", "istio-system", "Istio root namespace (meshConfig.rootNamespace)")
 	fs.DurationVar(&s.timeout, "timeout", 5*time.Minute, "how long to wait for the cluster to be ready")
 	fs.StringVar(&s.kwokStages, "kwok-stages", "", "kwok's kustomize/stage folder (default: from the sigs.k8s.io/kwok module)")
 	fs.StringVar(&s.podStages, "pod-stages", "", "pod stages replacing kwok's pod-ready (default <repo>/hack/kwok/pod-stages.yaml)")
+}
+
+// meshName is --mesh, with --mesh-double as --mesh=double.
+func (s *startFlags) meshName() string {
+	if s.meshDouble {
+		return "double"
+	}
+	return s.mesh
 }
 
 func (s *startFlags) args() []string {
@@ -131,9 +143,7 @@ func (s *startFlags) args() []string {
 		"--nodes=" + strconv.Itoa(s.nodes),
 		"--timeout=" + s.timeout.String(),
 		"--root-namespace=" + s.rootNS,
-	}
-	if s.meshDouble {
-		a = append(a, "--mesh-double")
+		"--mesh=" + s.meshName(),
 	}
 	if s.rewrite {
 		a = append(a, "--rewrite-app-http-probe")
@@ -280,7 +290,7 @@ func printUsage(c *common) error {
 	fmt.Printf("  kubeconfig:  %s\n", st.Kubeconfig)
 	fmt.Printf("  API server:  %s\n", st.APIServerURL)
 	if st.InjectorURL != "" {
-		fmt.Printf("  mesh double: %s\n", st.InjectorURL)
+		fmt.Printf("  sidecar injector: %s\n", st.InjectorURL)
 	}
 	fmt.Printf("  logs:        %s\n", filepath.Join(c.dir, "logs"))
 	fmt.Printf("\nUse it:\n  export KUBECONFIG=%s\n  kubectl get nodes\n", st.Kubeconfig)
@@ -324,8 +334,14 @@ func serve(args []string) error {
 		StartTimeout:  s.timeout,
 		Logf:          logf,
 	}
-	if s.meshDouble {
-		opts.Injector = &localcluster.InjectorOptions{RewriteAppHTTPProbe: s.rewrite, RootNamespace: s.rootNS}
+	switch s.meshName() {
+	case "istio", "double":
+		opts.Injector = &localcluster.InjectorOptions{
+			Double: s.meshName() == "double", RewriteAppHTTPProbe: s.rewrite, RootNamespace: s.rootNS,
+		}
+	case "none":
+	default:
+		return fmt.Errorf("--mesh=%s: want istio, double or none", s.mesh)
 	}
 	cl, err := localcluster.Start(ctx, opts)
 	if err != nil {
@@ -449,7 +465,7 @@ func status(args []string) (int, error) {
 	if st, err := localcluster.ReadState(c.dir); err == nil && readyErr == nil {
 		fmt.Printf("  kubeconfig:  %s\n  API server:  %s\n", st.Kubeconfig, st.APIServerURL)
 		if st.InjectorURL != "" {
-			fmt.Printf("  mesh double: %s\n", st.InjectorURL)
+			fmt.Printf("  sidecar injector: %s\n", st.InjectorURL)
 		}
 	}
 	if pid != 0 && readyErr == nil {

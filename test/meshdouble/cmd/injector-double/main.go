@@ -64,15 +64,15 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		h, err := localcluster.NewInjectorHandler(cfg, localcluster.InjectorOptions{RewriteAppHTTPProbe: *rewrite, RootNamespace: *root})
+		h, err := localcluster.NewInjectorHandler(cfg, localcluster.InjectorOptions{Double: true, RewriteAppHTTPProbe: *rewrite, RootNamespace: *root})
 		if err != nil {
 			return err
 		}
 		handler = h
 	} else {
 		handler = &meshdouble.VerdictWebhook{
-			Webhook:       meshdouble.Webhook{Config: meshdouble.Config{RewriteAppHTTPProbe: *rewrite}},
-			RootNamespace: *root,
+			Injector: &meshdouble.Webhook{Config: meshdouble.Config{RewriteAppHTTPProbe: *rewrite}},
+			Modes:    meshdouble.OperatorModes(*root, nil),
 		}
 	}
 
