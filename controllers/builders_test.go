@@ -1,8 +1,12 @@
 package controllers_test
 
 import (
+	"sync"
+
 	"context"
 	"fmt"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +133,7 @@ func createPolicy(t *testing.T, ns, name string, matchLabels map[string]string, 
 	t.Helper()
 	p := &v1alpha1.ProbeRedirectPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{MatchLabels: matchLabels}},
+		Spec:       v1alpha1.ProbeRedirectPolicySpec{Selector: v1alpha1.FromLabelSelector(&metav1.LabelSelector{MatchLabels: matchLabels})},
 	}
 	for _, o := range opts {
 		o(p)
@@ -340,3 +344,51 @@ func policyEvents(g Gomega, p *v1alpha1.ProbeRedirectPolicy) []v1alpha1.EventRea
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// crdMu serialises the tests that swap the CRD's selector rules.
+var crdMu sync.Mutex
+
+// createPolicyStoredBeforeSelectorRules creates a policy whose selector today's CRD rejects, as one
+// stored before the selector rules existed: the API server does not revalidate stored objects when
+// a CRD is upgraded. It drops spec.selector's validation rules from the CRD, creates the policy,
+// and puts the rules back.
+func createPolicyStoredBeforeSelectorRules(t *testing.T, ns, name string, matchLabels map[string]string, opts ...policyOption) *v1alpha1.ProbeRedirectPolicy {
+	t.Helper()
+	crdMu.Lock()
+	defer crdMu.Unlock()
+	ctx := context.Background()
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
+	crds, err := client.New(restConfig, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	key := client.ObjectKey{Name: "proberedirectpolicies.mesh.proberedirect.io"}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	g.Expect(crds.Get(ctx, key, crd)).To(Succeed())
+	original := crd.DeepCopy()
+	selector := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["selector"]
+	g.Expect(selector.XValidations).NotTo(BeEmpty())
+	selector.XValidations = nil
+	crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["selector"] = selector
+	g.Expect(crds.Update(ctx, crd)).To(Succeed())
+	defer func() {
+		g.Eventually(func(g Gomega) {
+			current := &apiextensionsv1.CustomResourceDefinition{}
+			g.Expect(crds.Get(ctx, key, current)).To(Succeed())
+			current.Spec = original.Spec
+			g.Expect(crds.Update(ctx, current)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+	}()
+
+	p := &v1alpha1.ProbeRedirectPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.ProbeRedirectPolicySpec{Selector: v1alpha1.FromLabelSelector(&metav1.LabelSelector{MatchLabels: matchLabels})},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	// The API server takes a moment to serve the relaxed schema.
+	g.Eventually(func() error { return k8sClient.Create(ctx, p.DeepCopy()) }, timeout, interval).Should(Succeed())
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+	return p
+}

@@ -67,7 +67,7 @@ func TestMetricsFollowThePolicy(t *testing.T) {
 // and that they follow it when it is fixed; and the deadline gauge for a policy that sets one.
 func TestConditionMetricFollowsTheStalledReason(t *testing.T) {
 	ns := meshNamespace(t)
-	p := createPolicy(t, ns, "stalled", map[string]string{"app": "not a valid label value!"}, func(p *v1alpha1.ProbeRedirectPolicy) {
+	p := createPolicyStoredBeforeSelectorRules(t, ns, "stalled", map[string]string{"app": "not a valid label value!"}, func(p *v1alpha1.ProbeRedirectPolicy) {
 		p.Spec.Rollout.ProgressDeadlineSeconds = 120
 	})
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -82,7 +82,7 @@ func TestConditionMetricFollowsTheStalledReason(t *testing.T) {
 
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(p), p)).To(Succeed())
-		p.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "none"}}
+		p.Spec.Selector = &v1alpha1.LabelSelector{MatchLabels: map[string]v1alpha1.LabelValue{"app": "none"}}
 		g.Expect(k8sClient.Update(context.Background(), p)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 	NewWithT(t).Eventually(func(g Gomega) {

@@ -137,7 +137,7 @@ func Analyze(objs Objects, opts Options) Report {
 	report := Report{Ignored: objs.Ignored}
 	objs = newestUnlessDated(objs, opts.Now)
 	for _, p := range objs.Policies {
-		if _, err := metav1.LabelSelectorAsSelector(p.Spec.Selector); err != nil || p.Spec.Selector == nil {
+		if _, err := metav1.LabelSelectorAsSelector(p.Spec.Selector.AsLabelSelector()); err != nil || p.Spec.Selector == nil {
 			report.Notes = append(report.Notes, fmt.Sprintf("ProbeRedirectPolicy %s/%s selects nothing: its spec.selector is invalid or missing (the API server would reject it).", p.Namespace, p.Name))
 		}
 	}
@@ -173,7 +173,7 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 	// Whether a probe breaks is judged under the API's defaults (every handler, StrictMTLS): a
 	// policy that leaves a handler out of spec.probeTypes does not make its probe work.
 	byDefault := decide(w, namespaceLabels, &v1alpha1.ProbeRedirectPolicy{ObjectMeta: metav1.ObjectMeta{Name: "(none)", Namespace: ns},
-		Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{}}}, resolver, opts)
+		Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &v1alpha1.LabelSelector{}}}, resolver, opts)
 	d := byDefault
 	if owner != nil {
 		d = decide(w, namespaceLabels, owner, resolver, opts)

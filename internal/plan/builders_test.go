@@ -338,7 +338,7 @@ func policy(opts ...policyOption) *v1alpha1.ProbeRedirectPolicy {
 	p := &v1alpha1.ProbeRedirectPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redirect", UID: "uid-redirect", Generation: 1,
 			CreationTimestamp: metav1.NewTime(now.Add(-time.Hour).Truncate(time.Second))},
-		Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{}},
+		Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &v1alpha1.LabelSelector{}},
 	}
 	for _, o := range opts {
 		o(p)
@@ -358,12 +358,12 @@ func matchLabels(kv ...string) policyOption {
 		for i := 0; i+1 < len(kv); i += 2 {
 			ml[kv[i]] = kv[i+1]
 		}
-		p.Spec.Selector = &metav1.LabelSelector{MatchLabels: ml}
+		p.Spec.Selector = v1alpha1.FromLabelSelector(&metav1.LabelSelector{MatchLabels: ml})
 	}
 }
 
 func selector(s *metav1.LabelSelector) policyOption {
-	return func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Selector = s }
+	return func(p *v1alpha1.ProbeRedirectPolicy) { p.Spec.Selector = v1alpha1.FromLabelSelector(s) }
 }
 
 func kinds(ks ...v1alpha1.WorkloadKind) policyOption {

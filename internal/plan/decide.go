@@ -339,7 +339,7 @@ func selectorOf(p *v1alpha1.ProbeRedirectPolicy) (labels.Selector, error) {
 	if p.Spec.Selector == nil {
 		return nil, fmt.Errorf("spec.selector is required; write selector: {} to select every workload")
 	}
-	return metav1.LabelSelectorAsSelector(p.Spec.Selector)
+	return metav1.LabelSelectorAsSelector(p.Spec.Selector.AsLabelSelector())
 }
 
 func selects(p *v1alpha1.ProbeRedirectPolicy, selector labels.Selector, w Workload) bool {

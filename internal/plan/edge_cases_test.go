@@ -31,7 +31,7 @@ func TestAStaleCachedCopyOfThePolicyCausesNoConflict(t *testing.T) {
 	base := now.Add(-time.Hour).Truncate(time.Second)
 	fresh := policy(named("first", base), matchLabels())
 	stale := fresh.DeepCopy()
-	stale.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "none"}}
+	stale.Spec.Selector = &v1alpha1.LabelSelector{MatchLabels: map[string]v1alpha1.LabelValue{"app": "none"}}
 	newer := policy(named("second", base.Add(time.Minute)), matchLabels())
 	in := input(fresh, deployment("a", tcpOnly))
 	in.Policies = []*v1alpha1.ProbeRedirectPolicy{stale, newer}

@@ -93,7 +93,7 @@ func create(t *testing.T, objs ...client.Object) {
 func policy(ns, name string, selector map[string]string, mutate ...func(*v1alpha1.ProbeRedirectPolicy)) *v1alpha1.ProbeRedirectPolicy {
 	p := &v1alpha1.ProbeRedirectPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{MatchLabels: selector}},
+		Spec:       v1alpha1.ProbeRedirectPolicySpec{Selector: v1alpha1.FromLabelSelector(&metav1.LabelSelector{MatchLabels: selector})},
 	}
 	for _, m := range mutate {
 		m(p)

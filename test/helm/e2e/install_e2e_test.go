@@ -88,7 +88,7 @@ func TestHelmInstallRunsTheOperator(t *testing.T) {
 		Manager: manager, Args: args, Kubeconfig: kubeconfig, LeaseNamespace: namespace,
 		Policies: []client.Object{&v1alpha1.ProbeRedirectPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "nginx"},
-			Spec:       v1alpha1.ProbeRedirectPolicySpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "nginx"}}},
+			Spec:       v1alpha1.ProbeRedirectPolicySpec{Selector: v1alpha1.FromLabelSelector(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "nginx"}})},
 		}},
 		Policy: "nginx", Grants: "the chart",
 	})
