@@ -63,6 +63,11 @@ test-istio: ## Cross-check internal/mtls and internal/mesh with Istio's own code
 test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (separate Go module test/helm): lint, template, install into a real kube-apiserver, up to date.
 	cd test/helm && go vet -tags e2e ./... && KUBEBUILDER_ASSETS="$(LOCALBIN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./...
 
+CHAOS_RUN ?= .
+.PHONY: test-chaos
+test-chaos: control-plane-bins istio-injector build ## Reliability tests on local control planes: SIGKILLs mid-rollout, an API server outage, two replicas with leader election, concurrent edits, a mesh installed after the operator (CHAOS_RUN selects tests; CHAOS_* sizes).
+	KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags chaos $(GOTEST_FLAGS) -v -timeout 40m -run '$(CHAOS_RUN)' ./test/chaos/
+
 .PHONY: test-argocd
 test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snippet and Argo CD's diff of our annotation, with Argo CD's own code: v3.3 (test/argocd/go.mod), then v2.14 (argocd-v2.14.mod).
 	cd test/argocd && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test ./... $(GOTEST_FLAGS)

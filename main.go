@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -123,20 +124,27 @@ func run(o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
-	peerAuthentications := controllers.PeerAuthenticationsServed(mgr.GetRESTMapper())
-	if !peerAuthentications {
-		setupLog.Info("PeerAuthentication is not served by this cluster; every workload counts as PERMISSIVE",
+	disco, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("creating the discovery client: %w", err)
+	}
+	peerAuthentications, err := controllers.NewPeerAuthenticationKind(disco, mgr.GetCache())
+	if err != nil {
+		setupLog.Error(err, "Failed to read discovery; PeerAuthentication counts as not served until it can be read")
+	}
+	if !peerAuthentications.Served() {
+		setupLog.Info("PeerAuthentication is not served by this cluster yet; every workload counts as PERMISSIVE until it is",
 			"group", schema.GroupKind{Group: securityv1.GroupName, Kind: "PeerAuthentication"}.String())
 	}
 	reconciler := &controllers.ProbeRedirectPolicyReconciler{
-		Client:                    mgr.GetClient(),
-		APIReader:                 mgr.GetAPIReader(),
-		Recorder:                  mgr.GetEventRecorder("probe-redirect-operator"),
-		Clock:                     clock.RealClock{},
-		Config:                    plan.Config{StatusPort: int32(o.statusPort), UnhealthyWindow: o.unhealthyWindow},
-		RootNamespace:             o.rootNamespace,
-		EventCoalesce:             o.eventCoalesce,
-		PeerAuthenticationsServed: peerAuthentications,
+		Client:              mgr.GetClient(),
+		APIReader:           mgr.GetAPIReader(),
+		Recorder:            mgr.GetEventRecorder("probe-redirect-operator"),
+		Clock:               clock.RealClock{},
+		Config:              plan.Config{StatusPort: int32(o.statusPort), UnhealthyWindow: o.unhealthyWindow},
+		RootNamespace:       o.rootNamespace,
+		EventCoalesce:       o.eventCoalesce,
+		PeerAuthentications: peerAuthentications,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.concurrency, RecoverPanic: ptrTo(true)}); err != nil {
 		return fmt.Errorf("setting up controller %s: %w", controllers.ControllerName, err)

@@ -74,9 +74,9 @@ type ProbeRedirectPolicyReconciler struct {
 	// EventCoalesce delays reconciles caused by pod and Event churn, so an Unhealthy event storm
 	// causes at most one status write per policy per this interval.
 	EventCoalesce time.Duration
-	// PeerAuthenticationsServed is false when the cluster has no PeerAuthentication CRD; every
-	// workload then counts as PERMISSIVE.
-	PeerAuthenticationsServed bool
+	// PeerAuthentications follows whether the cluster serves Istio's PeerAuthentication kind;
+	// while it does not (or when nil), every workload counts as PERMISSIVE.
+	PeerAuthentications *PeerAuthenticationKind
 }
 
 // +kubebuilder:rbac:groups=mesh.proberedirect.io,resources=proberedirectpolicies,verbs=get;list;watch;update;patch
@@ -216,7 +216,7 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 // listPeerAuthentications lists the PeerAuthentications of the root namespace and of ns; none
 // when the cluster does not serve the kind.
 func (r *ProbeRedirectPolicyReconciler) listPeerAuthentications(ctx context.Context, ns string) ([]*securityv1.PeerAuthentication, error) {
-	if !r.PeerAuthenticationsServed {
+	if !r.PeerAuthentications.Served() {
 		return nil, nil
 	}
 	var out []*securityv1.PeerAuthentication
@@ -363,8 +363,18 @@ func (r *ProbeRedirectPolicyReconciler) SetupWithManager(mgr ctrl.Manager, optio
 	for _, kind := range plan.WorkloadKinds {
 		b = b.Watches(kind.NewObject(), r.enqueueNamespace(0))
 	}
-	if r.PeerAuthenticationsServed {
-		b = b.Watches(&securityv1.PeerAuthentication{}, r.enqueuePeerAuthentication())
+	if r.PeerAuthentications == nil {
+		return b.Complete(r)
 	}
-	return b.Complete(r)
+	// PeerAuthentications are watched from the moment the kind is served, which may be after
+	// the start: the follower adds the watch then, and wakes every policy when the kind comes or goes.
+	b = b.WatchesRawSource(r.PeerAuthentications.register(r.enqueuePeerAuthentication(), mgr.GetClient()))
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	if err := r.PeerAuthentications.started(c); err != nil {
+		return err
+	}
+	return mgr.Add(r.PeerAuthentications)
 }

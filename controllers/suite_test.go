@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -74,19 +75,25 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	reconciler := &controllers.ProbeRedirectPolicyReconciler{
-		Client:                    mgr.GetClient(),
-		APIReader:                 mgr.GetAPIReader(),
-		Recorder:                  mgr.GetEventRecorder("probe-redirect-operator"),
-		Clock:                     clock.RealClock{},
-		Config:                    plan.Config{StatusPort: 15020, UnhealthyWindow: 10 * time.Minute},
-		RootNamespace:             rootNamespace,
-		EventCoalesce:             coalesce,
-		PeerAuthenticationsServed: controllers.PeerAuthenticationsServed(mgr.GetRESTMapper()),
-	}
-	if !reconciler.PeerAuthenticationsServed {
-		fmt.Fprintln(os.Stderr, "PeerAuthentication CRD is not served by the test API server")
+	disco, err := discovery.NewDiscoveryClientForConfig(restConfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	peerAuthentications, err := controllers.NewPeerAuthenticationKind(disco, mgr.GetCache())
+	if err != nil || !peerAuthentications.Served() {
+		fmt.Fprintln(os.Stderr, "PeerAuthentication CRD is not served by the test API server", err)
+		return 1
+	}
+	reconciler := &controllers.ProbeRedirectPolicyReconciler{
+		Client:              mgr.GetClient(),
+		APIReader:           mgr.GetAPIReader(),
+		Recorder:            mgr.GetEventRecorder("probe-redirect-operator"),
+		Clock:               clock.RealClock{},
+		Config:              plan.Config{StatusPort: 15020, UnhealthyWindow: 10 * time.Minute},
+		RootNamespace:       rootNamespace,
+		EventCoalesce:       coalesce,
+		PeerAuthentications: peerAuthentications,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 2}); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -21,9 +21,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -141,10 +139,4 @@ func uniqueStrings(values ...string) []string {
 		}
 	}
 	return out
-}
-
-// PeerAuthenticationsServed reports whether the cluster serves Istio's PeerAuthentication kind.
-func PeerAuthenticationsServed(mapper meta.RESTMapper) bool {
-	_, err := mapper.RESTMapping(schema.GroupKind{Group: "security.istio.io", Kind: "PeerAuthentication"}, "v1")
-	return err == nil
 }

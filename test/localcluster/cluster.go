@@ -66,6 +66,10 @@ type Options struct {
 
 // InjectorOptions configure the sidecar injector.
 type InjectorOptions struct {
+	// Deferred leaves the mesh out at Start: Istio's CRDs and the injector
+	// come with Cluster.StartMesh, as when a mesh is installed after the
+	// operator.
+	Deferred bool
 	// Double runs the in-process mesh double (test/meshdouble) instead of
 	// Istio's own injector. Only for callers that cannot have
 	// bin/istio-injector (localcluster's own tests); its verdicts resolve
@@ -114,6 +118,8 @@ type Cluster struct {
 	auto     map[*int]bool
 	injector *http.Server
 	failures chan error
+	// istioCRDs is the Istio CRD file (with Options.Injector).
+	istioCRDs string
 
 	stopOnce sync.Once
 	stopErr  error
@@ -249,6 +255,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 
 	c := &Cluster{
+		istioCRDs:  crds,
 		Name:       o.Name,
 		Dir:        o.Dir,
 		Kubeconfig: filepath.Join(o.Dir, "kubeconfig"),
@@ -304,7 +311,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	run(0, func() error { return c.launch(ctx, c.controllerManager()) })
 	run(1, func() error { return c.launch(ctx, c.scheduler()) })
 	run(2, func() error { return c.launch(ctx, c.kwok(kwokConfig)) })
-	if o.Injector != nil {
+	if o.Injector != nil && !o.Injector.Deferred {
 		run(3, func() error { return c.startInjector(ctx, cs, crds) })
 	}
 	wg.Wait()
@@ -904,4 +911,26 @@ func (c *Cluster) Alive() []string {
 		}
 	}
 	return out
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM, SIGKILL after Options.StopGrace), leaving etcd
+// and every client running, as an API server outage does. StartAPIServer brings it back.
+func (c *Cluster) StopAPIServer() error {
+	c.mu.Lock()
+	p := c.procs[APIServer]
+	c.mu.Unlock()
+	if p == nil {
+		return errors.New("localcluster: kube-apiserver is not running")
+	}
+	grace := c.opts.StopGrace
+	if grace <= 0 {
+		grace = 15 * time.Second
+	}
+	return p.terminate(grace)
+}
+
+// StartAPIServer starts kube-apiserver again, with the same flags and port, and waits until it
+// is ready. The restarted process is not watched by Failed.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	return c.launch(ctx, c.apiserver())
 }

@@ -361,3 +361,68 @@ func (c *Cluster) startIstioInjector(ctx context.Context) error {
 	c.opts.Logf("Istio's injector serving %s (rewriteAppHTTPProbe=%v)", c.InjectorURL, o.RewriteAppHTTPProbe)
 	return nil
 }
+
+// StartMesh installs Istio's CRDs and starts the sidecar injector of
+// Options.Injector on a cluster started with Injector.Deferred: a mesh
+// installed after whatever already runs on the cluster.
+func (c *Cluster) StartMesh(ctx context.Context) error {
+	if c.opts.Injector == nil || !c.opts.Injector.Deferred {
+		return errors.New("localcluster: StartMesh needs Options.Injector with Deferred")
+	}
+	cs, err := kubernetes.NewForConfig(c.RESTConfig)
+	if err != nil {
+		return err
+	}
+	return c.startInjector(ctx, cs, c.istioCRDs)
+}
+
+// RemoveMeshCRDs deletes every CustomResourceDefinition of Istio's CRD file
+// (and with them every Istio object) and waits until the API server no
+// longer serves them. The injector keeps running.
+func (c *Cluster) RemoveMeshCRDs(ctx context.Context) error {
+	dyn, err := dynamic.NewForConfig(c.RESTConfig)
+	if err != nil {
+		return err
+	}
+	names, err := crdNames(c.istioCRDs)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := dyn.Resource(crdGVR).Delete(ctx, n, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("localcluster: deleting CRD %s: %w", n, err)
+		}
+	}
+	return waitFor(ctx, "Istio CRDs gone", func(ctx context.Context) error {
+		for _, n := range names {
+			if _, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("CRD %s still there (%v)", n, err)
+			}
+		}
+		return nil
+	})
+}
+
+// crdNames lists the names of the CustomResourceDefinitions in file.
+func crdNames(file string) ([]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: Istio CRDs: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 64*1024)
+	var names []string
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err != nil {
+			if errors.Is(err, io.EOF) {
+				return names, nil
+			}
+			return nil, fmt.Errorf("localcluster: decoding %s: %w", file, err)
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		if obj != nil && u.GetKind() == "CustomResourceDefinition" {
+			names = append(names, u.GetName())
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -191,7 +192,11 @@ func newModes(cfg *rest.Config, root string) (*modes, error) {
 func (m *modes) resolve(ctx context.Context, namespace string, podLabels map[string]string) (meshdouble.PortModes, error) {
 	var list securityv1.PeerAuthenticationList
 	if err := m.cl.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("listing PeerAuthentications: %w", err)
+		// Istio's CRDs removed: no PeerAuthentication applies any more.
+		if !meta.IsNoMatchError(err) && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("listing PeerAuthentications: %w", err)
+		}
+		list.Items = nil
 	}
 	keys := make([]string, 0, len(list.Items))
 	for _, pa := range list.Items {
