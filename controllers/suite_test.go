@@ -48,6 +48,7 @@ func run(m *testing.M) int {
 	}
 	restConfig, err = env.Start()
 	if err != nil {
+		_ = env.Stop() // a failed start may have left etcd or kube-apiserver running
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

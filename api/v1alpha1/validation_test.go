@@ -26,6 +26,7 @@ func TestMain(m *testing.M) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // a failed start may have left etcd or kube-apiserver running
 		panic(err)
 	}
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testenv.Scheme})

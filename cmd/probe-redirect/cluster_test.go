@@ -26,8 +26,8 @@ func TestCluster(t *testing.T) {
 	env, err := testenv.New()
 	g.Expect(err).NotTo(HaveOccurred())
 	cfg, err := env.Start()
+	t.Cleanup(func() { _ = env.Stop() }) // also after a failed start, which may leave processes behind
 	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx := context.Background()

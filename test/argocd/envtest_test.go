@@ -80,6 +80,7 @@ func newCluster() (*cluster, error) {
 	}
 	cfg, err := clusterEnv.Start()
 	if err != nil {
+		_ = clusterEnv.Stop() // a failed start may have left etcd or kube-apiserver running
 		return nil, err
 	}
 	c := &cluster{config: cfg}

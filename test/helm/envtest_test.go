@@ -62,8 +62,8 @@ func startAPIServer(t *testing.T) (client.Client, string) {
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: serviceMonitorCRD(t), ErrorIfPathMissing: true},
 	}
 	cfg, err := env.Start()
+	t.Cleanup(func() { _ = env.Stop() }) // also after a failed start, which may leave processes behind
 	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { g.Expect(env.Stop()).To(Succeed()) })
 	user, err := env.AddUser(envtest.User{Name: "helm", Groups: []string{"system:masters"}}, cfg)
 	g.Expect(err).NotTo(HaveOccurred())
 	kubeconfig, err := user.KubeConfig()

@@ -35,8 +35,8 @@ func TestBundleAgainstRealSchemas(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, csvCRD)
 	cfg, err := env.Start()
+	t.Cleanup(func() { _ = env.Stop() }) // also after a failed start, which may leave processes behind
 	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
 	plain, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	// Strict: an unknown or duplicated field is an error, not silently pruned.

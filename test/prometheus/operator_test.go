@@ -95,6 +95,7 @@ func startAndScrape() (map[string]servedFamily, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // a failed start may have left etcd or kube-apiserver running
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s (make envtest-bins): %w", assets, err)
 	}
 	stops = append(stops, func() { _ = env.Stop() })
