@@ -29,18 +29,25 @@ type LabelSelector struct {
 // +kubebuilder:validation:MaxLength=63
 type LabelValue string
 
+// LabelSelectorOperator is metav1.LabelSelectorOperator: In, NotIn, Exists or DoesNotExist
+// (checked by a rule on the selector, whose message names them).
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=12
+type LabelSelectorOperator string
+
 // LabelSelectorRequirement is metav1.LabelSelectorRequirement with bounds.
 // +kubebuilder:validation:XValidation:rule="!format.qualifiedName().validate(self.key).hasValue()",message="selector.matchExpressions[].key must be a label key: an optional DNS subdomain prefix and '/', then a name of at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 // +kubebuilder:validation:XValidation:rule="!has(self.values) || self.values.all(v, !format.labelValue().validate(v).hasValue())",message="selector.matchExpressions[].values must be label values: empty, or at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 type LabelSelectorRequirement struct {
 	// key is the label key the requirement applies to.
 	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=317
-	Key string `json:"key"`
+	Key string `json:"key,omitempty"`
 
 	// operator is one of In, NotIn, Exists and DoesNotExist.
 	// +required
-	Operator metav1.LabelSelectorOperator `json:"operator"`
+	Operator LabelSelectorOperator `json:"operator,omitempty"`
 
 	// values must be non-empty with In and NotIn, and empty with Exists and DoesNotExist.
 	// +optional
@@ -63,7 +70,7 @@ func (s *LabelSelector) AsLabelSelector() *metav1.LabelSelector {
 		}
 	}
 	for _, r := range s.MatchExpressions {
-		req := metav1.LabelSelectorRequirement{Key: r.Key, Operator: r.Operator}
+		req := metav1.LabelSelectorRequirement{Key: r.Key, Operator: metav1.LabelSelectorOperator(r.Operator)}
 		for _, v := range r.Values {
 			req.Values = append(req.Values, string(v))
 		}
@@ -86,7 +93,7 @@ func FromLabelSelector(s *metav1.LabelSelector) *LabelSelector {
 		}
 	}
 	for _, r := range s.MatchExpressions {
-		req := LabelSelectorRequirement{Key: r.Key, Operator: r.Operator}
+		req := LabelSelectorRequirement{Key: r.Key, Operator: LabelSelectorOperator(r.Operator)}
 		for _, v := range r.Values {
 			req.Values = append(req.Values, LabelValue(v))
 		}
