@@ -56,11 +56,11 @@ func init() {
 
 // options are the manager's command-line flags.
 type options struct {
-	metricsAddr, probeAddr, rootNamespace, leaderElectionNamespace string
-	secureMetrics, enableHTTP2, leaderElect                        bool
-	statusPort, concurrency                                        int
-	unhealthyWindow, eventCoalesce                                 time.Duration
-	zap                                                            zap.Options
+	metricsAddr, probeAddr, rootNamespace, leaderElectionNamespace, watchNamespaces string
+	secureMetrics, enableHTTP2, leaderElect                                         bool
+	statusPort, concurrency                                                         int
+	unhealthyWindow, eventCoalesce                                                  time.Duration
+	zap                                                                             zap.Options
 }
 
 // parseFlags reads the command line.
@@ -72,6 +72,9 @@ func parseFlags() options {
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's own namespace when run in a cluster.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind authentication and authorization.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server; off because of the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", os.Getenv("WATCH_NAMESPACES"),
+		"Comma-separated namespaces whose policies and workloads the operator manages; empty means all. "+
+			"Defaults to $WATCH_NAMESPACES, which the manifests fill from OLM's olm.targetNamespaces annotation.")
 	flag.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication.")
 	flag.IntVar(&o.statusPort, "status-port", int(mesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
 	flag.IntVar(&o.concurrency, "concurrency", 2, "How many policies are reconciled at once.")
@@ -117,7 +120,7 @@ func run(o options) error {
 		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(),
+		Cache:                         controllers.CacheOptions(controllers.ParseWatchNamespaces(o.watchNamespaces), o.rootNamespace),
 		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: false}},
 	})
 	if err != nil {

@@ -70,7 +70,7 @@ func run(m *testing.M) int {
 		Scheme:                 testenv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  controllers.CacheOptions(nil, rootNamespace),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -18,8 +18,11 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,8 +43,13 @@ import (
 // CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all Events),
 // and Pods and Events without managedFields. Workloads keep their managedFields, which tell whether
 // the operator or a person wrote the rewrite annotation.
-func CacheOptions() cache.Options {
-	return cache.Options{
+//
+// watchNamespaces, when not empty, limits every namespaced kind to those namespaces (a
+// namespace-scoped install: OLM's OwnNamespace, SingleNamespace and MultiNamespace modes), except
+// Deployments and PeerAuthentications, which are also read in rootNamespace (istiod's version, the
+// mesh-wide PeerAuthentication). Namespaces, being cluster-scoped, are always cached whole.
+func CacheOptions(watchNamespaces []string, rootNamespace string) cache.Options {
+	o := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Event{}: {
 				Field:     fields.OneTermEqualSelector("reason", unhealthy.Reason),
@@ -50,6 +58,34 @@ func CacheOptions() cache.Options {
 			&corev1.Pod{}: {Transform: cache.TransformStripManagedFields()},
 		},
 	}
+	if len(watchNamespaces) == 0 {
+		return o
+	}
+	o.DefaultNamespaces = map[string]cache.Config{}
+	withRoot := map[string]cache.Config{rootNamespace: {}}
+	for _, ns := range watchNamespaces {
+		o.DefaultNamespaces[ns] = cache.Config{}
+		withRoot[ns] = cache.Config{}
+	}
+	o.ByObject[&appsv1.Deployment{}] = cache.ByObject{Namespaces: withRoot}
+	o.ByObject[&securityv1.PeerAuthentication{}] = cache.ByObject{Namespaces: withRoot}
+	return o
+}
+
+// ParseWatchNamespaces reads a comma-separated namespace list (the --watch-namespaces flag, or
+// OLM's olm.targetNamespaces annotation): blanks are dropped, duplicates removed, order kept. An
+// empty list means every namespace.
+func ParseWatchNamespaces(list string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, ns := range strings.Split(list, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns != "" && !seen[ns] {
+			seen[ns] = true
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 // enqueueNamespace maps an object to every policy in its namespace, after delay when delay > 0 so

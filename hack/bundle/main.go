@@ -260,6 +260,7 @@ func assemble(base *unstructured.Unstructured, install, samples []*unstructured.
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	clusterPermissions, namespacePermissions = scopePermissions(clusterPermissions, namespacePermissions)
 
 	// The manager Deployment, with the requested image.
 	containers, _, _ := unstructured.NestedSlice(deployment.Object, "spec", "template", "spec", "containers")
@@ -397,4 +398,126 @@ func dockerfile(labels map[string]string, copyFrom string) []byte {
 	}
 	fmt.Fprintf(&b, "\nCOPY %s/manifests /manifests/\nCOPY %s/metadata /metadata/\n", copyFrom, copyFrom)
 	return []byte(b.String())
+}
+
+// namespacedResources are the namespaced resources the operator's ClusterRoles name, by API group.
+// Their rules become the CSV's permissions: OLM grants them as Roles in each target namespace
+// (OwnNamespace, SingleNamespace, MultiNamespace) and cluster-wide in AllNamespaces mode (OLM's
+// operator group RBAC: the operator namespace's Roles are copied to the target namespaces, or
+// turned into ClusterRoles when the targets include every namespace).
+var namespacedResources = map[string][]string{
+	"":                      {"pods", "events", "configmaps"},
+	"apps":                  {"deployments", "statefulsets", "daemonsets"},
+	"events.k8s.io":         {"events"},
+	"mesh.proberedirect.io": {"proberedirectpolicies", "proberedirectpolicies/status", "proberedirectpolicies/finalizers"},
+	"security.istio.io":     {"peerauthentications"},
+	"coordination.k8s.io":   {"leases"},
+}
+
+// rootNamespaceReads are the namespaced resources the operator also reads outside its target
+// namespaces, in Istio's root namespace (istiod's Deployment for the Istio version, the mesh-wide
+// PeerAuthentication): OLM can grant that only cluster-wide, so their read verbs stay in
+// clusterPermissions.
+var rootNamespaceReads = map[string][]string{
+	"apps":              {"deployments"},
+	"security.istio.io": {"peerauthentications"},
+}
+
+var readVerbs = []string{"get", "list", "watch"}
+
+// scopePermissions moves the namespaced rules of the cluster permissions into the namespaced
+// permissions, keeping in the cluster permissions the cluster-scoped resources and the read verbs
+// of rootNamespaceReads. Each argument and result is nil or one {serviceAccountName, rules}.
+func scopePermissions(cluster, namespaced []any) (clusterOut, namespacedOut []any) {
+	if len(cluster) == 0 {
+		return cluster, namespaced
+	}
+	entry, _ := cluster[0].(map[string]any)
+	rules, _ := entry["rules"].([]any)
+	var keep, move []any
+	for _, r := range rules {
+		rule, _ := r.(map[string]any)
+		groups := stringsOf(rule["apiGroups"])
+		resources := stringsOf(rule["resources"])
+		verbs := stringsOf(rule["verbs"])
+		if len(groups) != 1 || len(stringsOf(rule["resourceNames"])) > 0 || len(stringsOf(rule["nonResourceURLs"])) > 0 {
+			keep = append(keep, rule) // not ours to split
+			continue
+		}
+		group := groups[0]
+		var clusterScoped, namespacedNames, readAcross []string
+		for _, res := range resources {
+			switch {
+			case !slices.Contains(namespacedResources[group], res):
+				clusterScoped = append(clusterScoped, res)
+			default:
+				namespacedNames = append(namespacedNames, res)
+				if slices.Contains(rootNamespaceReads[group], res) {
+					readAcross = append(readAcross, res)
+				}
+			}
+		}
+		if len(clusterScoped) > 0 {
+			keep = append(keep, withResources(rule, clusterScoped, verbs))
+		}
+		if len(namespacedNames) > 0 {
+			move = append(move, withResources(rule, namespacedNames, verbs))
+		}
+		if reads := intersect(verbs, readVerbs); len(readAcross) > 0 && len(reads) > 0 {
+			keep = append(keep, withResources(rule, readAcross, reads))
+		}
+	}
+	if len(move) == 0 {
+		return cluster, namespaced
+	}
+	sa := entry["serviceAccountName"]
+	if len(namespaced) == 0 {
+		namespaced = []any{map[string]any{"serviceAccountName": sa, "rules": []any{}}}
+	}
+	nsEntry, _ := namespaced[0].(map[string]any)
+	nsRules, _ := nsEntry["rules"].([]any)
+	nsEntry["rules"] = append(move, nsRules...)
+	if len(keep) == 0 {
+		return nil, namespaced
+	}
+	return []any{map[string]any{"serviceAccountName": sa, "rules": keep}}, namespaced
+}
+
+func withResources(rule map[string]any, resources, verbs []string) map[string]any {
+	out := map[string]any{}
+	for k, v := range rule {
+		out[k] = v
+	}
+	out["resources"] = anys(resources)
+	out["verbs"] = anys(verbs)
+	return out
+}
+
+func stringsOf(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -179,14 +179,18 @@ func TestAssembleMovesTheManagerIntoTheCSV(t *testing.T) {
 	cp := got.Spec.Install.Spec.ClusterPermissions
 	g.Expect(cp).To(HaveLen(1))
 	g.Expect(cp[0].ServiceAccountName).To(Equal("op-sa"))
-	// Sorted by role name: op-auth-role, then op-manager-role.
+	// Sorted by role name: op-auth-role, then op-manager-role. Deployments are namespaced, but
+	// their reads stay cluster-wide (istiod's Deployment in the root namespace).
 	g.Expect(cp[0].Rules).To(HaveLen(2))
 	g.Expect(cp[0].Rules[0].Resources).To(Equal([]string{"tokenreviews"}))
 	g.Expect(cp[0].Rules[1].Resources).To(Equal([]string{"deployments"}))
+	// The namespaced rules move to permissions, which OLM grants per target namespace.
 	p := got.Spec.Install.Spec.Permissions
 	g.Expect(p).To(HaveLen(1))
 	g.Expect(p[0].ServiceAccountName).To(Equal("op-sa"))
-	g.Expect(p[0].Rules[0].Resources).To(Equal([]string{"leases"}))
+	g.Expect(p[0].Rules).To(HaveLen(2))
+	g.Expect(p[0].Rules[0].Resources).To(Equal([]string{"deployments"}))
+	g.Expect(p[0].Rules[1].Resources).To(Equal([]string{"leases"}))
 }
 
 func TestAssembleRejects(t *testing.T) {

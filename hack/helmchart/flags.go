@@ -108,6 +108,8 @@ var exposedFlags = []flagSpec{
 // notExposed are flags the chart deliberately leaves out, with the reason.
 var notExposed = map[string]string{
 	"kubeconfig": "in a cluster the manager uses its service account",
+	"watch-namespaces": "the chart installs cluster-wide with ClusterRoles; namespace-scoped installs go through OLM " +
+		"(olm.targetNamespaces, projected into WATCH_NAMESPACES), which grants Roles per target namespace",
 }
 
 const metricsEnabledPath = "metrics.enabled"

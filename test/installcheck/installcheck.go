@@ -17,7 +17,6 @@ import (
 	securityapi "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -25,9 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
@@ -47,7 +46,7 @@ func Manager(t *testing.T) string {
 	return manager
 }
 
-// Cluster starts a local control plane named <prefix>-<pid> with the injector double and kwok's
+// Cluster starts a local control plane named <prefix>-<pid> with Istio's injector and kwok's
 // stages from $KWOK_STAGES_DIR, and returns it with an admin client and clientset. It is stopped
 // when t ends, and its folder removed when t passed.
 func Cluster(t *testing.T, prefix string) (*localcluster.Cluster, client.Client, kubernetes.Interface) {
@@ -78,16 +77,8 @@ func ServiceAccountKubeconfig(t *testing.T, cluster *localcluster.Cluster, clien
 	t.Helper()
 	g := gomega.NewWithT(t)
 	ctx := context.Background()
-	token, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, serviceAccount,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(3600))}}, metav1.CreateOptions{})
+	kubeconfig, err := TokenKubeconfig(ctx, cluster, clientset, namespace, serviceAccount, "operator")
 	g.Expect(err).NotTo(gomega.HaveOccurred())
-	config := clientcmdapi.NewConfig()
-	config.Clusters["local"] = &clientcmdapi.Cluster{Server: cluster.APIServerURL, CertificateAuthorityData: cluster.CABundle}
-	config.AuthInfos["operator"] = &clientcmdapi.AuthInfo{Token: token.Status.Token}
-	config.Contexts["operator"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "operator"}
-	config.CurrentContext = "operator"
-	kubeconfig := filepath.Join(cluster.Dir, "operator.kubeconfig")
-	g.Expect(clientcmd.WriteToFile(*config, kubeconfig)).To(gomega.Succeed())
 
 	saConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	g.Expect(err).NotTo(gomega.HaveOccurred())
@@ -115,7 +106,7 @@ type Reconcile struct {
 	// leader-election Lease goes (in a pod it is the pod's namespace).
 	Manager, Kubeconfig, LeaseNamespace string
 	Args                                []string
-	// Policies are the ProbeRedirectPolicies to create in namespace "shop" (their namespace is
+	// Policies are the ProbeRedirectPolicies to create in namespace Namespace (their namespace is
 	// set); Policy names the one that must become Ready.
 	Policies []client.Object
 	Policy   string
@@ -139,7 +130,16 @@ func FullReconcile(t *testing.T, cluster *localcluster.Cluster, admin client.Cli
 	defer stop()
 
 	const ns = "shop"
-	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"istio-injection": "enabled"}}})).To(gomega.Succeed())
+	// The namespace may exist already: a namespace-scoped install grants its Roles there first.
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	_, err = controllerutil.CreateOrUpdate(ctx, admin, namespace, func() error {
+		if namespace.Labels == nil {
+			namespace.Labels = map[string]string{}
+		}
+		namespace.Labels["istio-injection"] = "enabled"
+		return nil
+	})
+	g.Expect(err).NotTo(gomega.HaveOccurred())
 	pa := &securityv1.PeerAuthentication{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
 	pa.Spec.Mtls = &securityapi.PeerAuthentication_MutualTLS{Mode: securityapi.PeerAuthentication_MutualTLS_STRICT}
 	g.Expect(admin.Create(ctx, pa)).To(gomega.Succeed())
