@@ -63,9 +63,19 @@ test-istio: ## Cross-check internal/mtls and internal/mesh with Istio's own code
 test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (separate Go module test/helm): lint, template, install into a real kube-apiserver, up to date.
 	cd test/helm && go vet -tags e2e ./... && KUBEBUILDER_ASSETS="$(LOCALBIN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./...
 
+FUZZTIME ?= 10m
+FUZZ_TARGETS = internal/probes:FuzzAnalyzeAndVerify internal/unhealthy:FuzzUnhealthyEvent internal/mtls:FuzzResolver internal/plan:FuzzSelector
+.PHONY: fuzz
+fuzz: ## Fuzz probe analysis and live-pod verification, the Unhealthy event parser, the mTLS resolution and selector handling, FUZZTIME each (10m by hand; CI runs a short FUZZTIME).
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "go test ./$$pkg -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME)"; \
+		go test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
 CHAOS_RUN ?= .
 .PHONY: test-chaos
-test-chaos: control-plane-bins istio-injector build ## Reliability tests on local control planes: SIGKILLs mid-rollout, an API server outage, two replicas with leader election, concurrent edits, a mesh installed after the operator (CHAOS_RUN selects tests; CHAOS_* sizes).
+test-chaos: control-plane-bins istio-injector build build-installer ## Reliability tests on local control planes: SIGKILLs mid-rollout, an API server outage, two replicas with leader election, concurrent edits, a mesh installed after the operator (CHAOS_RUN selects tests; CHAOS_* sizes).
 	KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags chaos $(GOTEST_FLAGS) -v -timeout 40m -run '$(CHAOS_RUN)' ./test/chaos/
 
 .PHONY: test-argocd
@@ -107,7 +117,9 @@ build-installer: manifests generate kustomize ## Render the CRD and the operator
 
 CLUSTER_NAME ?= dev
 CLUSTER_DIR ?= $(CURDIR)/.local/clusters/$(CLUSTER_NAME)
-CLUSTER_FLAGS ?= --mesh=istio
+CLUSTER_FLAGS ?=
+# Istio's injector is built unless CLUSTER_FLAGS picks the double or no mesh.
+CLUSTER_MESH_BINS = $(if $(filter --mesh=double --mesh-double --mesh=none,$(CLUSTER_FLAGS)),,istio-injector)
 LOCALCLUSTER ?= $(LOCALBIN)/localcluster
 
 .PHONY: localcluster
@@ -119,7 +131,7 @@ istio-injector: ## Build Istio's own sidecar injector into bin/ (test/istio modu
 	cd test/istio && go build -o $(LOCALBIN)/istio-injector ./cmd/istio-injector
 
 .PHONY: cluster-up
-cluster-up: control-plane-bins istio-injector localcluster ## Start a local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes, Istio's injector; CLUSTER_FLAGS=--mesh=double|none for the double or none) in the background.
+cluster-up: control-plane-bins $(CLUSTER_MESH_BINS) localcluster ## Start a local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes, Istio's injector; CLUSTER_FLAGS=--mesh=double|none for the double or none) in the background.
 	$(LOCALCLUSTER) up --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR) --kwok-stages $(KWOK_STAGES_DIR) $(CLUSTER_FLAGS)
 
 .PHONY: cluster-down
@@ -131,7 +143,7 @@ cluster-status: localcluster ## Say whether the local control plane runs.
 	$(LOCALCLUSTER) status --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR)
 
 .PHONY: test-e2e
-test-e2e: control-plane-bins istio-injector build ## End-to-end tests: local control planes, the operator as a process, the documented mesh scenarios, helm install of dist/chart.
+test-e2e: control-plane-bins istio-injector build build-installer controller-gen kustomize ## End-to-end tests: local control planes, the operator as a process, the documented mesh scenarios, helm install of dist/chart.
 	KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags e2e $(GOTEST_FLAGS) -timeout 40m ./test/...
 	cd test/helm && KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags e2e $(GOTEST_FLAGS) -timeout 20m ./e2e/...
 

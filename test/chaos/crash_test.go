@@ -85,7 +85,7 @@ func TestCrashAnywhere(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t, k8s, "crash")
 	strictPeerAuthentication(t, k8s, ns)
-	createDeployments(t, k8s, ns, workloads, 1)
+	createDeployments(t, k8s, ns, workloads)
 
 	op := startOperator(t, cluster, "operator-crash")
 	began := time.Now()

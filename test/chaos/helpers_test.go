@@ -83,10 +83,11 @@ func nginx(ns, name string, replicas int32) *appsv1.Deployment {
 	return d
 }
 
-func createDeployments(t *testing.T, cl client.Client, ns string, n int, replicas int32) {
+// createDeployments creates n one-replica nginx Deployments web-000, web-001, ... in ns.
+func createDeployments(t *testing.T, cl client.Client, ns string, n int) {
 	t.Helper()
 	for i := range n {
-		NewWithT(t).Expect(cl.Create(context.Background(), nginx(ns, fmt.Sprintf("web-%03d", i), replicas))).To(Succeed())
+		NewWithT(t).Expect(cl.Create(context.Background(), nginx(ns, fmt.Sprintf("web-%03d", i), 1))).To(Succeed())
 	}
 }
 

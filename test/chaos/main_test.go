@@ -3,7 +3,9 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +15,11 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/proberedirect/probe-redirect-operator/test/installcheck"
 	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
 	"github.com/proberedirect/probe-redirect-operator/test/testenv"
 )
@@ -52,6 +56,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if err := checkNoForbidden(cluster); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	if err := cluster.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the local control plane:", err)
 	}
@@ -81,11 +89,35 @@ func startCluster(ctx context.Context, name string, meshLater bool) (*localclust
 	if err == nil {
 		err = installCRD(ctx, cl, filepath.Join(root, "config", "crd", "bases", "mesh.proberedirect.io_proberedirectpolicies.yaml"))
 	}
+	if err == nil {
+		err = installerIdentity(ctx, c, cl)
+	}
 	if err != nil {
 		_ = c.Stop()
 		return nil, nil, err
 	}
 	return c, cl, nil
+}
+
+// identities maps each cluster to the kubeconfig of the installer's ServiceAccount and that
+// account's namespace: the operator runs with the installer's RBAC only, never as cluster admin.
+var identities = map[*localcluster.Cluster]struct{ kubeconfig, namespace string }{}
+
+func installerIdentity(ctx context.Context, c *localcluster.Cluster, admin client.Client) error {
+	namespace, serviceAccount, err := installcheck.InstallerRBAC(ctx, admin, filepath.Join(root, "dist", "install.yaml"))
+	if err != nil {
+		return fmt.Errorf("creating the installer's RBAC: %w", err)
+	}
+	clientset, err := kubernetes.NewForConfig(c.RESTConfig)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := installcheck.TokenKubeconfig(ctx, c, clientset, namespace, serviceAccount, "operator")
+	if err != nil {
+		return err
+	}
+	identities[c] = struct{ kubeconfig, namespace string }{kubeconfig, namespace}
+	return nil
 }
 
 func installCRD(ctx context.Context, cl client.Client, path string) error {
@@ -113,10 +145,11 @@ func installCRD(ctx context.Context, cl client.Client, path string) error {
 	})
 }
 
-// operatorArgs are the flags every test's operator runs with, against c.
+// operatorArgs are the flags every test's operator runs with, against c, as the installer's
+// ServiceAccount.
 func operatorArgs(c *localcluster.Cluster, extra ...string) []string {
 	return append([]string{
-		"--kubeconfig=" + c.Kubeconfig,
+		"--kubeconfig=" + identities[c].kubeconfig,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--event-coalesce=1s", "--concurrency=4",
 	}, extra...)
@@ -124,10 +157,9 @@ func operatorArgs(c *localcluster.Cluster, extra ...string) []string {
 
 // startOperator runs one operator process against c with leader election off, logging to
 // logs/<name>.log; it is stopped at the end of the test.
-func startOperator(t *testing.T, c *localcluster.Cluster, name string, extra ...string) *localcluster.Operator {
+func startOperator(t *testing.T, c *localcluster.Cluster, name string) *localcluster.Operator {
 	t.Helper()
-	op, err := localcluster.StartOperator(manager, filepath.Join(c.Dir, "logs", name+".log"), localcluster.WorkersStarted,
-		operatorArgs(c, append([]string{"--leader-elect=false"}, extra...)...)...)
+	op, err := startOperatorQuiet(c, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +175,42 @@ func startOperator(t *testing.T, c *localcluster.Cluster, name string, extra ...
 type localclusterOperator = localcluster.Operator
 
 // startOperatorQuiet is startOperator without the test cleanup, for restarts.
-func startOperatorQuiet(c *localcluster.Cluster, name string, extra ...string) (*localcluster.Operator, error) {
+func startOperatorQuiet(c *localcluster.Cluster, name string) (*localcluster.Operator, error) {
 	return localcluster.StartOperator(manager, filepath.Join(c.Dir, "logs", name+".log"), localcluster.WorkersStarted,
-		operatorArgs(c, append([]string{"--leader-elect=false"}, extra...)...)...)
+		operatorArgs(c, "--leader-elect=false")...)
+}
+
+// checkNoForbidden fails when an operator log of c shows a request the installer's RBAC denied,
+// except in a window when the API server was restarting: a kube-apiserver that has just started
+// can deny requests until its RBAC authorizer has loaded the roles (outageWindows).
+func checkNoForbidden(c *localcluster.Cluster) error {
+	logs, _ := filepath.Glob(filepath.Join(c.Dir, "logs", "operator*.log"))
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			return err
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if !bytes.Contains(bytes.ToLower(line), []byte("forbidden")) {
+				continue
+			}
+			var entry struct {
+				TS time.Time `json:"ts"`
+			}
+			_ = json.Unmarshal(line, &entry)
+			if duringOutage(filepath.Base(l), entry.TS) {
+				continue
+			}
+			return fmt.Errorf("the operator hit a permission the installer's RBAC does not grant; see %s:\n%s", l, line)
+		}
+	}
+	return nil
+}
+
+// outageWindows are, per operator log file name, the times the API server was away or starting.
+var outageWindows = map[string][2]time.Time{}
+
+func duringOutage(log string, at time.Time) bool {
+	w, ok := outageWindows[log]
+	return ok && !at.IsZero() && !at.Before(w[0]) && !at.After(w[1])
 }

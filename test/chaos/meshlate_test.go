@@ -38,7 +38,9 @@ func TestMeshArrivesLater(t *testing.T) {
 
 	// Istio arrives.
 	installed := time.Now()
-	g.Expect(c.StartMesh(ctx)).To(Succeed())
+	starting, cancelStart := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelStart()
+	g.Expect(c.StartMesh(starting)).To(Succeed())
 	ns := newNamespace(t, cl, "late")
 	strictPeerAuthentication(t, cl, ns)
 	d := nginx(ns, "web", 1)
@@ -57,7 +59,9 @@ func TestMeshArrivesLater(t *testing.T) {
 
 	// Istio's CRDs go.
 	removed := time.Now()
-	g.Expect(c.RemoveMeshCRDs(ctx)).To(Succeed())
+	removing, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	g.Expect(c.RemoveMeshCRDs(removing)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(cl.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
 		g.Expect(p.Status.MTLSMode).To(Equal(v1alpha1.MTLSPermissive))
@@ -68,6 +72,8 @@ func TestMeshArrivesLater(t *testing.T) {
 	noticed := time.Since(removed)
 	g.Consistently(op.Alive, 5*time.Second, interval).Should(BeTrue(), "the operator exited after Istio's CRDs went")
 
+	op.Stop()
+	g.Expect(checkNoForbidden(c)).To(Succeed())
 	t.Logf("FIGURE mesh-late: policy followed Istio installed after the operator in %s (STRICT, template annotated, no restart); "+
 		"Istio's CRDs removed: noticed and back to PERMISSIVE in %s, operator still running",
 		followed.Round(100*time.Millisecond), noticed.Round(100*time.Millisecond))

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,9 +14,11 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/proberedirect/probe-redirect-operator/test/installcheck"
 	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
 	"github.com/proberedirect/probe-redirect-operator/test/testenv"
 )
@@ -84,13 +87,23 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	stopOperator, err := startOperator(manager)
+	// The operator runs as the installer's ServiceAccount with the installer's RBAC only.
+	kubeconfig, err := installerIdentity(ctx, root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "creating the installer's ServiceAccount and RBAC:", err)
+		return 1
+	}
+	stopOperator, err := startOperator(manager, kubeconfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the operator:", err)
 		return 1
 	}
 	code := m.Run()
 	stopOperator()
+	if log, err := os.ReadFile(filepath.Join(cluster.Dir, "logs", "operator.log")); err == nil && bytes.Contains(bytes.ToLower(log), []byte("forbidden")) {
+		fmt.Fprintln(os.Stderr, "the operator hit a permission the installer's RBAC does not grant; see logs/operator.log")
+		code = 1
+	}
 	if code != 0 {
 		fmt.Printf("cluster state and logs kept for inspection in %s (operator log: logs/operator.log)\n", cluster.Dir)
 	} else {
@@ -124,10 +137,24 @@ func installCRD(ctx context.Context, path string) error {
 	})
 }
 
-// startOperator runs the manager binary against the cluster, as a user would with `make run`.
-func startOperator(manager string) (func(), error) {
+// installerIdentity creates the RBAC of dist/install.yaml and returns a kubeconfig that
+// authenticates as its ServiceAccount.
+func installerIdentity(ctx context.Context, root string) (string, error) {
+	namespace, serviceAccount, err := installcheck.InstallerRBAC(ctx, k8s, filepath.Join(root, "dist", "install.yaml"))
+	if err != nil {
+		return "", err
+	}
+	clientset, err := kubernetes.NewForConfig(cluster.RESTConfig)
+	if err != nil {
+		return "", err
+	}
+	return installcheck.TokenKubeconfig(ctx, cluster, clientset, namespace, serviceAccount, "operator")
+}
+
+// startOperator runs the manager binary against the cluster, authenticated by kubeconfig.
+func startOperator(manager, kubeconfig string) (func(), error) {
 	return localcluster.RunOperator(manager, filepath.Join(cluster.Dir, "logs", "operator.log"),
-		"--kubeconfig="+cluster.Kubeconfig,
+		"--kubeconfig="+kubeconfig,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false",
 		"--event-coalesce=1s", "--concurrency=4")
 }

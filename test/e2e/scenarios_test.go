@@ -350,7 +350,7 @@ func ptrTo[T any](v T) *T { return &v }
 // Scenario 9 (issue 8, cases 2 and 4), on the local control plane: a template whose init
 // container's startup probe would deadlock behind an ordinary istio-proxy is reported and never
 // annotated; a template labelled sidecar.istio.io/inject: "False" is in the mesh on Istio 1.27+
-// (the injector double follows the newest Istio), and the operator, reading the version from the
+// (Istio's injector here is a 1.31 development build), and the operator, reading the version from the
 // pods' istio-proxy image, redirects it.
 func TestScenario9IstioRulesTheOperatorFollows(t *testing.T) {
 	t.Parallel()

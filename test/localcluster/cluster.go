@@ -71,9 +71,9 @@ type InjectorOptions struct {
 	// operator.
 	Deferred bool
 	// Double runs the in-process mesh double (test/meshdouble) instead of
-	// Istio's own injector. Only for callers that cannot have
-	// bin/istio-injector (localcluster's own tests); its verdicts resolve
-	// mTLS with the operator's code.
+	// Istio's own injector, for a machine that cannot build
+	// bin/istio-injector (localcluster up --mesh=double); its verdicts
+	// resolve mTLS with the operator's code.
 	Double bool
 	// RewriteAppHTTPProbe is the chart's mesh-wide
 	// values.sidecarInjectorWebhook.rewriteAppHTTPProbe (Istio's default is
@@ -107,7 +107,7 @@ type Cluster struct {
 	APIServerURL string
 	// CABundle is the PEM CA of the API server and the injector webhook.
 	CABundle []byte
-	// InjectorURL is the mesh double's webhook URL ("" without Injector).
+	// InjectorURL is the sidecar injector's webhook URL ("" without Injector).
 	InjectorURL string
 
 	opts  Options
@@ -211,8 +211,8 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // Start starts a cluster and returns once the API server is healthy, every
-// component is up and the fake nodes are Ready (and, with Injector, the mesh
-// double is registered). On failure it stops whatever it started. ctx bounds
+// component is up and the fake nodes are Ready (and, with Injector, the
+// sidecar injector is registered). On failure it stops whatever it started. ctx bounds
 // the start only; the cluster runs until Stop.
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	began := time.Now()
@@ -298,7 +298,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	// The rest in parallel: controller-manager, scheduler, kwok, mesh double.
+	// The rest in parallel: controller-manager, scheduler, kwok, the injector.
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	run := func(i int, f func() error) {
@@ -844,7 +844,7 @@ func (c *Cluster) watchFailures() {
 }
 
 // Stop terminates every process (SIGTERM to its process group, SIGKILL after
-// Options.StopGrace), waits for them, stops the mesh double and removes the
+// Options.StopGrace), waits for them, stops the in-process mesh double and removes the
 // pid files and cluster.json. The state folder (logs, etcd data) stays for
 // inspection; the next Start in it clears it. Stop is idempotent.
 func (c *Cluster) Stop() error {
@@ -933,4 +933,17 @@ func (c *Cluster) StopAPIServer() error {
 // is ready. The restarted process is not watched by Failed.
 func (c *Cluster) StartAPIServer(ctx context.Context) error {
 	return c.launch(ctx, c.apiserver())
+}
+
+// RestartControllerManager stops kube-controller-manager and starts it again with the same flags.
+func (c *Cluster) RestartControllerManager(ctx context.Context) error {
+	c.mu.Lock()
+	p := c.procs[ControllerManager]
+	c.mu.Unlock()
+	if p != nil {
+		if err := p.terminate(5 * time.Second); err != nil {
+			return err
+		}
+	}
+	return c.launch(ctx, c.controllerManager())
 }

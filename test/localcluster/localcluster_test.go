@@ -40,7 +40,7 @@ const (
 	e2eReplicas  = 2
 )
 
-func TestTwoClustersWithIstioInjector(t *testing.T) {
+func TestTwoClustersWithIstiosInjectorAndTheDouble(t *testing.T) {
 	testBegan := time.Now()
 	root, err := RepoRoot()
 	if err != nil {
@@ -64,7 +64,8 @@ func TestTwoClustersWithIstioInjector(t *testing.T) {
 			clusters[i], startErrs[i] = Start(ctx, Options{
 				Name:     name,
 				Dir:      DefaultDir(root, name),
-				Injector: &InjectorOptions{RewriteAppHTTPProbe: false},
+				// The first runs Istio's own injector, the second the in-process double.
+				Injector: &InjectorOptions{RewriteAppHTTPProbe: false, Double: i == 1},
 				Logf: func(format string, args ...any) {
 					t.Logf("[%s] "+format, append([]any{name}, args...)...)
 				},
@@ -95,11 +96,15 @@ func TestTwoClustersWithIstioInjector(t *testing.T) {
 		a, b := clusters[0], clusters[1]
 		g.Expect(a.Ports).NotTo(Equal(b.Ports))
 		g.Expect(a.APIServerURL).NotTo(Equal(b.APIServerURL))
-		for _, c := range clusters {
+		for i, c := range clusters {
 			g.Expect(c.Kubeconfig).To(BeARegularFile())
 			st, err := ReadState(c.Dir)
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(st.PIDs).To(HaveLen(6), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, istio-injector")
+			if i == 0 {
+				g.Expect(st.PIDs).To(HaveLen(6), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, istio-injector")
+			} else {
+				g.Expect(st.PIDs).To(HaveLen(5), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok; the double runs in this process")
+			}
 			for name, pid := range c.PIDs() {
 				g.Expect(filepath.Join(c.Dir, "pids", name+".pid")).To(BeARegularFile())
 				g.Expect(ProcessAlive(pid, c.Dir+"/")).To(BeTrue(), name)

@@ -388,6 +388,33 @@ func (c *Cluster) RemoveMeshCRDs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A CRD deleted while its storage is still initialising can stay Terminating for minutes
+	// ("could not list instances: storage is (re)initializing"): wait until every kind lists.
+	if err := waitFor(ctx, "Istio's kinds listable", func(ctx context.Context) error {
+		for _, n := range names {
+			u, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+			plural, _, _ := unstructured.NestedString(u.Object, "spec", "names", "plural")
+			versions, _, _ := unstructured.NestedSlice(u.Object, "spec", "versions")
+			for _, v := range versions {
+				version, _ := v.(map[string]any)
+				if served, _ := version["served"].(bool); !served {
+					continue
+				}
+				name, _ := version["name"].(string)
+				gvr := schema.GroupVersionResource{Group: group, Version: name, Resource: plural}
+				if _, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+					return fmt.Errorf("listing %s: %w", gvr, err)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	for _, n := range names {
 		if err := dyn.Resource(crdGVR).Delete(ctx, n, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("localcluster: deleting CRD %s: %w", n, err)

@@ -69,7 +69,11 @@ type MissingBinaryError struct {
 }
 
 func (e *MissingBinaryError) Error() string {
-	return fmt.Sprintf("localcluster: %s not found in %s: run `make control-plane-bins` first", e.Binary, e.BinDir)
+	target := "control-plane-bins"
+	if e.Binary == IstioInjector {
+		target = "istio-injector"
+	}
+	return fmt.Sprintf("localcluster: %s not found in %s: run `make %s` first", e.Binary, e.BinDir, target)
 }
 
 // binaries are the executables Start needs in BinDir.

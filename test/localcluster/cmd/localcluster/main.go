@@ -117,7 +117,7 @@ type startFlags struct {
 
 func (s *startFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.nodes, "nodes", 2, "number of fake kwok nodes")
-	fs.StringVar(&s.mesh, "mesh", "none",
+	fs.StringVar(&s.mesh, "mesh", "istio",
 		"sidecar injector to run, with Istio's CRDs installed: istio (Istio's own injector, bin/istio-injector), "+
 			"double (the in-process mesh double, for when bin/istio-injector cannot be built), none")
 	fs.BoolVar(&s.meshDouble, "mesh-double", false, "same as --mesh=double")
@@ -340,6 +340,9 @@ func serve(args []string) error {
 			Double: s.meshName() == "double", RewriteAppHTTPProbe: s.rewrite, RootNamespace: s.rootNS,
 		}
 	case "none":
+		if s.rewrite {
+			return errors.New("--rewrite-app-http-probe needs a mesh: --mesh=istio or --mesh=double")
+		}
 	default:
 		return fmt.Errorf("--mesh=%s: want istio, double or none", s.mesh)
 	}
