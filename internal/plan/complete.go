@@ -173,6 +173,7 @@ func stalledEvent(previous []metav1.Condition, r readiness) []Event {
 func summarise(verdicts []Verdict) (v1alpha1.PolicySummary, []v1alpha1.WorkloadStatus, []v1alpha1.RolloutRecord) {
 	var sum v1alpha1.PolicySummary
 	var records []v1alpha1.RolloutRecord
+	inFlightRecords := 0
 	entries := make([]v1alpha1.WorkloadStatus, 0, len(verdicts))
 	for _, v := range verdicts {
 		sum.SelectedWorkloads++
@@ -191,7 +192,14 @@ func summarise(verdicts []Verdict) (v1alpha1.PolicySummary, []v1alpha1.WorkloadS
 			}
 		}
 		if v.Record != nil {
-			records = append(records, *v.Record.DeepCopy())
+			// Records of rollouts in flight first: they hold the slots and the deadlines, and must
+			// survive the bound on the list (maxConcurrent is at most 50, the list holds 100).
+			if v.InFlight {
+				records = slices.Insert(records, inFlightRecords, *v.Record.DeepCopy())
+				inFlightRecords++
+			} else {
+				records = append(records, *v.Record.DeepCopy())
+			}
 		}
 		entry := *v.Status.DeepCopy()
 		entry.Message = truncate(entry.Message, v1alpha1.MaxMessageLength)

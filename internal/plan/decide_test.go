@@ -602,10 +602,16 @@ func TestRolloutGate(t *testing.T) {
 			requeue: 9*time.Minute - 500*time.Millisecond,
 		},
 		{
-			name:      "a rollout without a record (someone else's) holds no slot, even on a workload the operator annotated",
+			// The operator stopped between applying the annotation and writing the record: the
+			// rollout is adopted (a record from now), so it holds the slot. See also
+			// TestSomeoneElsesRolloutOnARedirectedWorkloadHoldsNoSlot.
+			name:      "an operator-annotated rollout whose record was lost is adopted and holds the slot",
 			workloads: []plan.Workload{inFlight("a"), queued("b")},
-			annotate:  []plan.Ref{deploymentRef("b")},
+			annotate:  nil,
+			reasons:   map[plan.Ref]v1alpha1.StatusReason{deploymentRef("b"): "WaitingForRolloutSlot"},
 			states:    map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolling},
+			// Adopted now (12:00:00.5, stored at second precision): the deadline is 12:10:00.
+			requeue: 10*time.Minute - 500*time.Millisecond,
 		},
 		{
 			name:      "a rollout its owner started does not take a slot",
@@ -640,8 +646,14 @@ func TestRolloutGate(t *testing.T) {
 			states:    map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolloutFailed},
 		},
 		{
-			name:      "a rollout someone else started that missed the Deployment's deadline does not pause the policy",
+			name:      "an adopted rollout that missed the Deployment's deadline fails and pauses the policy",
 			workloads: []plan.Workload{deployment("a", tcp, annotated(), managed(), generation(2), rolling(), deadlineExceeded()), queued("b")},
+			annotate:  nil,
+			states:    map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolloutFailed},
+		},
+		{
+			name:      "a rollout someone else started that missed the Deployment's deadline does not pause the policy",
+			workloads: []plan.Workload{deployment("a", tcp, annotated(), generation(2), rolling(), deadlineExceeded()), queued("b")},
 			annotate:  []plan.Ref{deploymentRef("b")},
 			states:    map[plan.Ref]v1alpha1.WorkloadState{deploymentRef("a"): v1alpha1.WorkloadRolling},
 		},
@@ -733,4 +745,23 @@ func TestDecideDoesNotChangeItsInput(t *testing.T) {
 	g.Expect(in.Workloads).To(Equal([]plan.Workload{before.b, before.a}), "the workload order is the caller's")
 	g.Expect(pod).To(Equal(before.pod))
 	g.Expect(in.Events).To(Equal(before.events))
+}
+
+// TestSomeoneElsesRolloutOnARedirectedWorkloadHoldsNoSlot: a workload the operator annotated long
+// ago, whose live pods are redirected, rolls again because someone changed it (a new image): that
+// rollout is theirs, holds no slot and gets no record.
+func TestSomeoneElsesRolloutOnARedirectedWorkloadHoldsNoSlot(t *testing.T) {
+	g := NewWithT(t)
+	tcp := containers(container("web", readiness(tcpSocket(8080))))
+	a := deployment("a", tcp, annotated(), managed(), generation(3), rolling())
+	in := input(policy(), a, deployment("b", tcp))
+	in.Pods = []*corev1.Pod{livePod(t, a, "x1")}
+
+	d, out := decide(in)
+
+	g.Expect(d.Annotate).To(Equal([]plan.Ref{deploymentRef("b")}))
+	g.Expect(workloadStatus(g, out.Status, deploymentRef("a")).State).To(Equal(v1alpha1.WorkloadRolling))
+	for _, r := range out.Status.Rollouts {
+		g.Expect(r.Name).NotTo(Equal("a"), "no record for someone else's rollout")
+	}
 }

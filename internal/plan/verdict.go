@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
@@ -192,6 +194,14 @@ func annotated(in Input, w Workload, v Verdict, f workloadFacts, by string) Verd
 	extra := liveOnlyProbes(in.Policy.Spec, analysed, f.pods, verifications, in.Config.StatusPort, f.modes)
 	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
 	v.Needs = append(v.Needs, extra.needs...)
+	if record == nil && w.ManagedByOperator && !progress.Complete && verified != v1alpha1.ProbeRewritten {
+		// The operator annotated this workload, its pods are not redirected yet, and no record
+		// says so: the operator stopped between applying the annotation and writing the status.
+		// Adopt the rollout, its deadline counted from now, so that it holds a slot and can fail.
+		// (A rollout someone starts on a workload already redirected has rewritten pods.)
+		started := metav1.NewTime(in.Now.Truncate(time.Second))
+		record = &v1alpha1.RolloutRecord{Kind: w.Ref().Kind, Name: w.Ref().Name, Generation: max(w.Object.GetGeneration(), 1), StartedAt: &started}
+	}
 	v = followRollout(v, record, progress, worse(verified, extra.worst), by, in.Now, ProgressDeadline(in.Policy.Spec))
 	if v.Status.State == v1alpha1.WorkloadRolloutFailed {
 		return v
