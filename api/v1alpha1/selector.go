@@ -6,8 +6,10 @@ import (
 
 // LabelSelector is metav1.LabelSelector (the same JSON) with bounds on its sizes, so that the
 // API server can check every label key and value at admission with Kubernetes' CEL format library
-// (format.qualifiedName, format.labelValue; Kubernetes 1.31+) within the CRD's validation cost
+// (format.qualifiedName, format.labelValue; in CRD rules from Kubernetes 1.32) within the CRD's validation cost
 // budget. An empty selector selects every workload.
+// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || size(self.matchLabels) > 0",message="selector.matchLabels must not be empty: a label written without a value (app:) is dropped by the API server and would select every workload; write selector: {} to select every workload on purpose"
+// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || size(self.matchExpressions) > 0",message="selector.matchExpressions must not be empty; write selector: {} to select every workload on purpose"
 // +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.qualifiedName().validate(k).hasValue())",message="selector.matchLabels keys must be label keys: an optional DNS subdomain prefix and '/', then a name of at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 // +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.labelValue().validate(self.matchLabels[k]).hasValue())",message="selector.matchLabels values must be label values: empty, or at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 type LabelSelector struct {
@@ -86,7 +88,7 @@ func FromLabelSelector(s *metav1.LabelSelector) *LabelSelector {
 		return nil
 	}
 	out := &LabelSelector{}
-	if s.MatchLabels != nil {
+	if len(s.MatchLabels) > 0 {
 		out.MatchLabels = make(map[string]LabelValue, len(s.MatchLabels))
 		for k, v := range s.MatchLabels {
 			out.MatchLabels[k] = LabelValue(v)

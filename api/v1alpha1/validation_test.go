@@ -72,7 +72,13 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 			wantErrors: []string{"spec.rollout.progressDeadlineSeconds: Invalid value: 5", "should be greater than or equal to 10"}},
 		{name: "unknown onDelete", spec: `{selector: {}, onDelete: Delete}`,
 			wantErrors: []string{`spec.onDelete: Unsupported value: "Delete"`, `"Keep", "Restore"`}},
-		// Label keys and values, checked with Kubernetes' CEL format library (Kubernetes 1.31+).
+		// Label keys and values, checked with Kubernetes' CEL format library (in CRD rules from 1.32).
+		{name: "matchLabels label without a value", spec: `{selector: {matchLabels: {app: }}}`,
+			wantErrors: []string{"selector.matchLabels must not be empty: a label written without a value (app:) is dropped by the API server"}},
+		{name: "empty matchLabels", spec: `{selector: {matchLabels: {}}}`,
+			wantErrors: []string{"selector.matchLabels must not be empty"}},
+		{name: "empty matchExpressions", spec: `{selector: {matchExpressions: []}}`,
+			wantErrors: []string{"selector.matchExpressions must not be empty"}},
 		{name: "matchLabels key with a space and !", spec: `{selector: {matchLabels: {"bad key!": web}}}`,
 			wantErrors: []string{"selector.matchLabels keys must be label keys"}},
 		{name: "matchLabels key with an empty name", spec: `{selector: {matchLabels: {"": web}}}`,
