@@ -111,6 +111,7 @@ func main() {
 
 // run builds the manager and the controller, and runs them until a signal arrives.
 func run(o options) error {
+	watchNamespaces := controllers.ParseWatchNamespaces(o.watchNamespaces)
 	setupLog := ctrl.Log.WithName("setup")
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
@@ -120,7 +121,7 @@ func run(o options) error {
 		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(controllers.ParseWatchNamespaces(o.watchNamespaces), o.rootNamespace),
+		Cache:                         controllers.CacheOptions(watchNamespaces, o.rootNamespace),
 		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: false}},
 	})
 	if err != nil {
@@ -148,6 +149,7 @@ func run(o options) error {
 		RootNamespace:       o.rootNamespace,
 		EventCoalesce:       o.eventCoalesce,
 		PeerAuthentications: peerAuthentications,
+		WatchNamespaces:     watchNamespaces,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.concurrency, RecoverPanic: ptrTo(true)}); err != nil {
 		return fmt.Errorf("setting up controller %s: %w", controllers.ControllerName, err)

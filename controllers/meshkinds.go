@@ -136,6 +136,9 @@ func (k *PeerAuthenticationKind) Start(ctx context.Context) error {
 			}
 			log.Info("PeerAuthentication is now served; following PeerAuthentications")
 		} else {
+			// Stop answering "served" before the informer goes, so that no new reconcile lists
+			// PeerAuthentications (which would start the informer again).
+			k.served.Store(false)
 			if k.watching {
 				if err := k.cache.RemoveInformer(ctx, &securityv1.PeerAuthentication{}); err != nil {
 					log.Error(err, "Failed to stop the PeerAuthentication informer")

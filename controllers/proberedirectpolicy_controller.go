@@ -74,6 +74,9 @@ type ProbeRedirectPolicyReconciler struct {
 	// EventCoalesce delays reconciles caused by pod and Event churn, so an Unhealthy event storm
 	// causes at most one status write per policy per this interval.
 	EventCoalesce time.Duration
+	// WatchNamespaces are the namespaces a namespace-scoped install manages (its cache holds
+	// nothing else); empty means every namespace.
+	WatchNamespaces []string
 	// PeerAuthentications follows whether the cluster serves Istio's PeerAuthentication kind;
 	// while it does not (or when nil), every workload counts as PERMISSIVE.
 	PeerAuthentications *PeerAuthenticationKind
@@ -213,12 +216,19 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 	return in, nil
 }
 
+// peerAuthenticationListTimeout bounds listing PeerAuthentications from the cache.
+const peerAuthenticationListTimeout = 30 * time.Second
+
 // listPeerAuthentications lists the PeerAuthentications of the root namespace and of ns; none
 // when the cluster does not serve the kind.
 func (r *ProbeRedirectPolicyReconciler) listPeerAuthentications(ctx context.Context, ns string) ([]*securityv1.PeerAuthentication, error) {
 	if !r.PeerAuthentications.Served() {
 		return nil, nil
 	}
+	// The kind may go between Served and List; a cache List then waits for an informer that
+	// cannot sync. Bound the wait, so that the reconcile fails and retries instead of hanging.
+	ctx, cancel := context.WithTimeout(ctx, peerAuthenticationListTimeout)
+	defer cancel()
 	var out []*securityv1.PeerAuthentication
 	for _, n := range uniqueStrings(r.RootNamespace, ns) {
 		list := &securityv1.PeerAuthenticationList{}

@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,12 @@ func CacheOptions(watchNamespaces []string, rootNamespace string) cache.Options 
 	return o
 }
 
+// watches reports whether the operator manages namespace ns (every namespace when
+// WatchNamespaces is empty).
+func (r *ProbeRedirectPolicyReconciler) watches(ns string) bool {
+	return len(r.WatchNamespaces) == 0 || slices.Contains(r.WatchNamespaces, ns)
+}
+
 // ParseWatchNamespaces reads a comma-separated namespace list (the --watch-namespaces flag, or
 // OLM's olm.targetNamespaces annotation): blanks are dropped, duplicates removed, order kept. An
 // empty list means every namespace.
@@ -116,8 +123,14 @@ func (r *ProbeRedirectPolicyReconciler) enqueuePeerAuthentication() handler.Even
 
 func (r *ProbeRedirectPolicyReconciler) enqueue(delay time.Duration, scope func(client.Object) []client.ListOption) handler.EventHandler {
 	add := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		opts := scope(obj)
+		lo := &client.ListOptions{}
+		lo.ApplyOptions(opts)
+		if lo.Namespace != "" && !r.watches(lo.Namespace) {
+			return // a namespace-scoped install has no policies there (nor their cache)
+		}
 		policies := &v1alpha1.ProbeRedirectPolicyList{}
-		if err := r.List(ctx, policies, scope(obj)...); err != nil {
+		if err := r.List(ctx, policies, opts...); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Failed to list policies for a watched object")
 			return
 		}

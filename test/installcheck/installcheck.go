@@ -156,15 +156,18 @@ func FullReconcile(t *testing.T, cluster *localcluster.Cluster, admin client.Cli
 		g.Expect(ready.Status).To(gomega.Equal(metav1.ConditionTrue), "%s: %s", ready.Reason, ready.Message)
 		g.Expect(policy.Status.Summary.RewrittenProbes).To(gomega.Equal(int32(1)))
 	}, 3*time.Minute, 250*time.Millisecond).Should(gomega.Succeed(), "policy %s/%s becoming Ready with one rewritten probe; see %s", ns, r.Policy, logPath)
-	events, err := clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
-	g.Expect(err).NotTo(gomega.HaveOccurred())
-	g.Expect(events.Items).To(gomega.ContainElement(gomega.HaveField("Reason", string(v1alpha1.EventRolloutComplete))),
-		"the operator recorded RolloutComplete with what %s grants; see %s", r.Grants, logPath)
+	// The Event follows the status write that made the policy Ready.
+	g.Eventually(func(g gomega.Gomega) {
+		events, err := clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(events.Items).To(gomega.ContainElement(gomega.HaveField("Reason", string(v1alpha1.EventRolloutComplete))))
+	}, 30*time.Second, 250*time.Millisecond).Should(gomega.Succeed(), "the operator recorded RolloutComplete with what %s grants; see %s", r.Grants, logPath)
 
 	stop()
 	log, err := os.ReadFile(logPath)
 	g.Expect(err).NotTo(gomega.HaveOccurred())
 	g.Expect(strings.ToLower(string(log))).NotTo(gomega.ContainSubstring("forbidden"), "the operator hit a permission %s does not grant; see %s", r.Grants, logPath)
+	g.Expect(string(log)).NotTo(gomega.ContainSubstring("Failed to list policies"), "the operator looked outside the namespaces it manages; see %s", logPath)
 	return policy
 }
 
