@@ -115,7 +115,7 @@ func TestCrashAnywhere(t *testing.T) {
 	watch.mu.Lock()
 	defer watch.mu.Unlock()
 	t.Logf("FIGURE crash: %d SIGKILLs survived; %d Deployments converged in %s, each rolled exactly once "+
-		"(generation 2, 2 ReplicaSets), user fields kept; at most %d rollouts in flight (maxConcurrent %d, %d samples); "+
+		"(generation 2, at most 2 ReplicaSets), user fields kept; at most %d rollouts in flight (maxConcurrent %d, %d samples); "+
 		"%d rollout records kept their start time across restarts; operator down %s in total",
 		kills, workloads, took.Round(time.Second), watch.maxInFlight, maxConcurrent, watch.samples,
 		len(watch.started), downFor.Round(100*time.Millisecond))

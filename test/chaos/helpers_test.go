@@ -133,7 +133,8 @@ func listDeployments(ctx context.Context, cl client.Client, ns string) ([]appsv1
 }
 
 // checkConverged waits until every Deployment of ns is annotated and rolled out and the policy
-// is Ready, then checks that each template changed exactly once (generation 2, two ReplicaSets)
+// is Ready, then checks that each template changed exactly once (generation 2, at most two
+// ReplicaSets)
 // and that every user field is still there. It returns how long convergence took from since.
 func checkConverged(t *testing.T, cl client.Client, ns string, n int, since time.Time, timeout time.Duration) time.Duration {
 	t.Helper()
@@ -165,7 +166,9 @@ func checkConverged(t *testing.T, cl client.Client, ns string, n int, since time
 	for i := range ds {
 		d := &ds[i]
 		g.Expect(d.Generation).To(Equal(int64(2)), "%s: the template changed more than once", d.Name)
-		g.Expect(perOwner[d.Name]).To(Equal(2), "%s: ReplicaSets", d.Name)
+		// Two ReplicaSets, or one when the operator annotated the Deployment before
+		// kube-controller-manager had made its first: either way one template change.
+		g.Expect(perOwner[d.Name]).To(BeNumerically("<=", 2), "%s: ReplicaSets", d.Name)
 		for k, v := range userLabels {
 			g.Expect(d.Labels).To(HaveKeyWithValue(k, v), d.Name)
 		}
