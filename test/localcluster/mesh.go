@@ -213,7 +213,15 @@ func InjectorWebhookConfiguration(url string, caBundle []byte) *admissionregistr
 }
 
 func registerInjector(ctx context.Context, cs kubernetes.Interface, url string, caBundle []byte) error {
-	want := InjectorWebhookConfiguration(url, caBundle)
+	if err := ApplyWebhookConfiguration(ctx, cs, InjectorWebhookConfiguration(url, caBundle)); err != nil {
+		return fmt.Errorf("localcluster: %w", err)
+	}
+	return nil
+}
+
+// ApplyWebhookConfiguration creates want, or replaces the MutatingWebhookConfiguration of that
+// name with it (the double's and Istio's injector both register this way). Errors name it.
+func ApplyWebhookConfiguration(ctx context.Context, cs kubernetes.Interface, want *admissionregistrationv1.MutatingWebhookConfiguration) error {
 	api := cs.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	cur, err := api.Get(ctx, want.Name, metav1.GetOptions{})
 	switch {
@@ -224,7 +232,7 @@ func registerInjector(ctx context.Context, cs kubernetes.Interface, url string, 
 		_, err = api.Update(ctx, want, metav1.UpdateOptions{})
 	}
 	if err != nil {
-		return fmt.Errorf("localcluster: registering %s: %w", want.Name, err)
+		return fmt.Errorf("registering %s: %w", want.Name, err)
 	}
 	return nil
 }

@@ -30,7 +30,6 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -38,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/proberedirect/probe-redirect-operator/test/istio/istiod"
+	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
 	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 )
 
@@ -151,19 +151,7 @@ func register(ctx context.Context, cs kubernetes.Interface, chart *istiod.Chart,
 	if err != nil {
 		return err
 	}
-	api := cs.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	cur, err := api.Get(ctx, want.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = api.Create(ctx, want, metav1.CreateOptions{})
-	case err == nil:
-		want.ResourceVersion = cur.ResourceVersion
-		_, err = api.Update(ctx, want, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("registering %s: %w", want.Name, err)
-	}
-	return nil
+	return localcluster.ApplyWebhookConfiguration(ctx, cs, want)
 }
 
 // modes resolves mTLS modes with Istio's code over the cluster's
