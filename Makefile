@@ -64,7 +64,7 @@ test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (sepa
 	cd test/helm && go vet -tags e2e ./... && KUBEBUILDER_ASSETS="$(LOCALBIN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./...
 
 FUZZTIME ?= 10m
-FUZZ_TARGETS = internal/probes:FuzzAnalyzeAndVerify internal/unhealthy:FuzzUnhealthyEvent internal/mtls:FuzzResolver internal/plan:FuzzSelector
+FUZZ_TARGETS = internal/mesh/istio:FuzzAnalyzeAndVerify internal/unhealthy:FuzzUnhealthyEvent internal/mtls:FuzzResolver internal/plan:FuzzSelector
 .PHONY: fuzz
 fuzz: ## Fuzz probe analysis and live-pod verification, the Unhealthy event parser, the mTLS resolution and selector handling, FUZZTIME each (10m by hand; CI runs a short FUZZTIME).
 	@for t in $(FUZZ_TARGETS); do \

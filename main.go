@@ -42,7 +42,7 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/controllers"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -76,7 +76,7 @@ func parseFlags() options {
 		"Comma-separated namespaces whose policies and workloads the operator manages; empty means all. "+
 			"Defaults to $WATCH_NAMESPACES, which the manifests fill from OLM's olm.targetNamespaces annotation.")
 	flag.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication.")
-	flag.IntVar(&o.statusPort, "status-port", int(mesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
+	flag.IntVar(&o.statusPort, "status-port", int(istiomesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
 	flag.IntVar(&o.concurrency, "concurrency", 2, "How many policies are reconciled at once.")
 	flag.DurationVar(&o.unhealthyWindow, "unhealthy-window", 10*time.Minute, "How long a kubelet Unhealthy event keeps its pod in a policy's status.")
 	flag.DurationVar(&o.eventCoalesce, "event-coalesce", 2*time.Second, "Reconciles caused by pod and Event churn wait this long, so an event storm causes at most one status write per policy per interval.")

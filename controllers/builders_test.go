@@ -25,7 +25,7 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/controllers"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 )
 
@@ -36,7 +36,7 @@ const (
 
 // injector is the test double of Istio's sidecar injector, configured like a mesh where the probe
 // rewrite is opt-in (Alibaba ASM, or Istio with rewriteAppHTTPProbe=false).
-var injector = meshdouble.Config{RewriteAppHTTPProbe: false, StatusPort: mesh.DefaultStatusPort, ProxyImage: "docker.io/istio/proxyv2:1.30.3"}
+var injector = meshdouble.Config{RewriteAppHTTPProbe: false, StatusPort: istiomesh.DefaultStatusPort, ProxyImage: "docker.io/istio/proxyv2:1.30.3"}
 
 // meshNamespace creates a namespace with sidecar injection on.
 func meshNamespace(t *testing.T) string {
@@ -94,7 +94,7 @@ func rewriteAnnotationValue(value string) templateOption {
 		if t.Annotations == nil {
 			t.Annotations = map[string]string{}
 		}
-		t.Annotations[mesh.RewriteAnnotation] = value
+		t.Annotations[istiomesh.RewriteAnnotation] = value
 	}
 }
 
@@ -227,10 +227,10 @@ func rewriteAnnotation(t *testing.T, obj client.Object) (value string, present, 
 	case *appsv1.DaemonSet:
 		annotations = o.Spec.Template.Annotations
 	}
-	value, present = annotations[mesh.RewriteAnnotation]
+	value, present = annotations[istiomesh.RewriteAnnotation]
 	for _, mf := range obj.GetManagedFields() {
 		if mf.Manager == controllers.FieldOwner && mf.FieldsV1 != nil &&
-			strings.Contains(mf.FieldsV1.GetRawString(), `"f:`+mesh.RewriteAnnotation+`"`) {
+			strings.Contains(mf.FieldsV1.GetRawString(), `"f:`+istiomesh.RewriteAnnotation+`"`) {
 			ownedByOperator = true
 		}
 	}

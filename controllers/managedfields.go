@@ -20,11 +20,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // rewriteAnnotationPath is the field path of the rewrite annotation on a workload's pod template.
-var rewriteAnnotationPath = fieldpath.MakePathOrDie("spec", "template", "metadata", "annotations", mesh.RewriteAnnotation)
+var rewriteAnnotationPath = fieldpath.MakePathOrDie("spec", "template", "metadata", "annotations", istiomesh.RewriteAnnotation)
 
 // managesRewriteAnnotation reports whether fieldManager owns the rewrite annotation of a workload's
 // pod template, according to the object's managedFields. The FieldsV1 documents are read with

@@ -44,7 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
@@ -203,10 +203,10 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 	in.Events = events.Items
 
 	istiods := &appsv1.DeploymentList{}
-	if err := r.List(ctx, istiods, client.InNamespace(r.RootNamespace), client.MatchingLabels(mesh.IstiodLabelSelector)); err != nil {
+	if err := r.List(ctx, istiods, client.InNamespace(r.RootNamespace), client.MatchingLabels(istiomesh.IstiodLabelSelector)); err != nil {
 		return in, fmt.Errorf("listing istiod Deployments in %s: %w", r.RootNamespace, err)
 	}
-	in.Istio = mesh.NamespaceVersion(in.Pods, istiods.Items, in.NamespaceLabels)
+	in.Istio = istiomesh.NamespaceVersion(in.Pods, istiods.Items, in.NamespaceLabels)
 
 	peerAuthentications, err := r.listPeerAuthentications(ctx, ns)
 	if err != nil {
@@ -295,7 +295,7 @@ func (r *ProbeRedirectPolicyReconciler) applyAnnotation(ctx context.Context, ns 
 	}
 	var template *corev1ac.PodTemplateSpecApplyConfiguration
 	if annotate {
-		template = corev1ac.PodTemplateSpec().WithAnnotations(map[string]string{mesh.RewriteAnnotation: "true"})
+		template = corev1ac.PodTemplateSpec().WithAnnotations(map[string]string{istiomesh.RewriteAnnotation: "true"})
 	}
 	config, generation := kind.Apply(ref.Name, ns, template)
 	err := r.Apply(ctx, config, client.FieldOwner(FieldOwner))

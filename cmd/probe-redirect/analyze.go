@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/proberedirect/probe-redirect-operator/internal/analyze"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // errFindings is returned when the analysis succeeded and --fail-on matched.
@@ -89,7 +89,7 @@ Exit status: 0 when nothing matches --fail-on, 1 when something does, 2 on an er
 	f.StringVarP(&o.output, "output", "o", "table", "Output format: "+strings.Join(analyze.Formats, ", ")+".")
 	f.StringVar(&o.failOn, "fail-on", string(analyze.FailOnBreak), "Exit 1 when: break (a probe will break and nothing in the input fixes it), needs-redirect (also when a policy in the input will fix it), never.")
 	f.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication (as the operator's flag).")
-	f.Int32Var(&o.statusPort, "status-port", mesh.DefaultStatusPort, "The mesh agent's default status port (as the operator's flag).")
+	f.Int32Var(&o.statusPort, "status-port", istiomesh.DefaultStatusPort, "The mesh agent's default status port (as the operator's flag).")
 	f.StringVar(&o.istioVersion, "istio-version", "", "The Istio version to judge by, for example 1.26.4 (some injection rules changed in 1.27); empty follows the newest Istio.")
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
@@ -129,7 +129,7 @@ func runAnalyze(ctx context.Context, o analyzeOptions, stdin io.Reader, stdout i
 		if err != nil {
 			return fmt.Errorf("--istio-version=%s: %w", o.istioVersion, err)
 		}
-		opts.Istio = mesh.IstioVersion{Version: v, Source: "--istio-version"}
+		opts.Istio = istiomesh.IstioVersion{Version: v, Source: "--istio-version"}
 	}
 	report := analyze.Analyze(objs, opts)
 	if err := report.Write(stdout, o.output); err != nil {

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
@@ -82,7 +82,7 @@ type Options struct {
 	// Now is the moment of the judgement.
 	Now time.Time
 	// Istio is the Istio version to judge by; unknown (the zero value) follows the newest Istio.
-	Istio mesh.IstioVersion
+	Istio istiomesh.IstioVersion
 }
 
 // Report is the judgement of every workload, in namespace, kind and name order.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/analyze"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 var now = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
@@ -265,7 +265,7 @@ spec:
       containers: [{name: reports, image: r}]
 `), "in.yaml", "default", &objs)).To(Succeed())
 		opts := options()
-		opts.Istio = mesh.IstioVersion{Version: version.MustParseGeneric("1.26.0")}
+		opts.Istio = istiomesh.IstioVersion{Version: version.MustParseGeneric("1.26.0")}
 		r := analyze.Analyze(objs, opts)
 		g.Expect(r.Workloads[0].Verdict).To(Equal(analyze.Unsupported))
 		g.Expect(probe(r).Breaks).To(BeTrue())

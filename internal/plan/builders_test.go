@@ -20,7 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
@@ -41,10 +41,10 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 500_000_000, time.UTC)
 // meshNamespace are the labels of a namespace with sidecar injection on.
 var meshNamespace = map[string]string{"istio-injection": "enabled", "kubernetes.io/metadata.name": ns}
 
-var config = plan.Config{StatusPort: mesh.DefaultStatusPort, UnhealthyWindow: window}
+var config = plan.Config{StatusPort: istiomesh.DefaultStatusPort, UnhealthyWindow: window}
 
 // injector is Istio's injector with the probe rewrite opt-in, so only annotated pods are rewritten.
-var injector = meshdouble.Config{StatusPort: mesh.DefaultStatusPort}
+var injector = meshdouble.Config{StatusPort: istiomesh.DefaultStatusPort}
 
 // ---- containers and probes ----
 
@@ -190,7 +190,7 @@ func templateAnnotation(key, value string) workloadOption {
 }
 
 // annotated puts rewriteAppHTTPProbers=true on the template.
-func annotated() workloadOption { return templateAnnotation(mesh.RewriteAnnotation, "true") }
+func annotated() workloadOption { return templateAnnotation(istiomesh.RewriteAnnotation, "true") }
 
 // managed says the operator's field manager owns the annotation.
 func managed() workloadOption { return func(w *plan.Workload) { w.ManagedByOperator = true } }
@@ -314,7 +314,7 @@ func fromOldTemplate() podOption {
 	return func(p *corev1.Pod) {
 		anns := map[string]string{}
 		for k, v := range p.Annotations {
-			if k != mesh.RewriteAnnotation {
+			if k != istiomesh.RewriteAnnotation {
 				anns[k] = v
 			}
 		}
@@ -455,8 +455,8 @@ func resolver(pas ...*securityv1.PeerAuthentication) *mtls.Resolver {
 }
 
 // istio is a known Istio version, as read from istiod.
-func istio(v string) mesh.IstioVersion {
-	return mesh.IstioVersion{Version: version.MustParseGeneric(v), Source: "istiod image"}
+func istio(v string) istiomesh.IstioVersion {
+	return istiomesh.IstioVersion{Version: version.MustParseGeneric(v), Source: "istiod image"}
 }
 
 // ---- events ----

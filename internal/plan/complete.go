@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // Outcome is the status to write and the Events to record after the controller carried out a
@@ -112,7 +112,7 @@ func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring boo
 		if restoring {
 			s.State, s.Reason, s.Message = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRestoring, "annotation removed; rolling back to un-rewritten probes"
 			out.events = append(out.events, Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
-				Message: fmt.Sprintf("Removed %s from %s; rollout started", mesh.RewriteAnnotation, v.Ref)})
+				Message: fmt.Sprintf("Removed %s from %s; rollout started", istiomesh.RewriteAnnotation, v.Ref)})
 			continue
 		}
 		out.verdicts[i].Annotated = true
@@ -124,7 +124,7 @@ func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring boo
 		}
 		out.events = append(out.events,
 			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventAnnotated,
-				Message: fmt.Sprintf("Set %s=true on the pod template of %s", mesh.RewriteAnnotation, v.Ref)},
+				Message: fmt.Sprintf("Set %s=true on the pod template of %s", istiomesh.RewriteAnnotation, v.Ref)},
 			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutStarted,
 				Message: fmt.Sprintf("Rollout of %s started (generation %d)", v.Ref, result.Generation)})
 	}

@@ -15,7 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -449,7 +449,7 @@ func TestWorkloadListIsBoundedMostUrgentFirst(t *testing.T) {
 	add(40, "b-notneeded", containers(container("web", readiness(execProbe("true")))))
 	add(40, "c-redirected", tcp, annotated())
 	add(3, "d-conflict", tcp, label("shared", "true"))
-	add(5, "e-unsupported", tcp, templateAnnotation(mesh.RewriteAnnotation, "yes"))
+	add(5, "e-unsupported", tcp, templateAnnotation(istiomesh.RewriteAnnotation, "yes"))
 	add(2, "f-failed", tcp, annotated(), generation(2), rolling(), deadlineExceeded())
 	in := input(policy(rollouts(record(v1alpha1.KindDeployment, "f-failed-000", 2, 20*time.Minute),
 		record(v1alpha1.KindDeployment, "f-failed-001", 2, 20*time.Minute))), workloads...)
@@ -483,7 +483,7 @@ func TestReadyMessageNamesAtMostFiveWorkloads(t *testing.T) {
 	var workloads []plan.Workload
 	for i := range 7 {
 		workloads = append(workloads, deployment(fmt.Sprintf("u%d", i), containers(container("app", readiness(tcpSocket(80)))),
-			templateAnnotation(mesh.RewriteAnnotation, "on")))
+			templateAnnotation(istiomesh.RewriteAnnotation, "on")))
 	}
 
 	_, out := decide(input(policy(), workloads...))
@@ -528,7 +528,7 @@ func TestIdleMeansIdle(t *testing.T) {
 			name: "conflict, unsupported and suspended",
 			setup: func(t *testing.T) plan.Input {
 				in := input(policy(suspended()), deployment("a", tcp, label("shared", "yes")),
-					deployment("b", tcp, templateAnnotation(mesh.RewriteAnnotation, "yes")), deployment("c", tcp))
+					deployment("b", tcp, templateAnnotation(istiomesh.RewriteAnnotation, "yes")), deployment("c", tcp))
 				in.Policies = append(in.Policies, policy(named("older", now.Add(-2*time.Hour)), matchLabels("shared", "yes")))
 				return in
 			},

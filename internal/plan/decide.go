@@ -11,7 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
 	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
@@ -42,7 +42,7 @@ type Input struct {
 	MTLS *mtls.Resolver
 	// Istio is the Istio version of the namespace, as the controller read it; a workload's own
 	// live pods, when they show one, decide for that workload.
-	Istio  mesh.IstioVersion
+	Istio  istiomesh.IstioVersion
 	Now    time.Time
 	Config Config
 }
@@ -93,7 +93,7 @@ type PolicyContext struct {
 	// NamespaceMTLS is the namespace-level PeerAuthentication mode.
 	NamespaceMTLS v1alpha1.MTLSMode
 	// Istio is the namespace's Istio version.
-	Istio            mesh.IstioVersion
+	Istio            istiomesh.IstioVersion
 	Now              time.Time
 	ProgressDeadline time.Duration
 }
@@ -249,7 +249,7 @@ func unhealthyReport(in Input, verdicts []Verdict) UnhealthyReport {
 	var events []corev1.Event
 	for _, e := range in.Events {
 		pod, ok := owners[e.InvolvedObject.Name]
-		if ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == pod.UID) && unhealthy.ContainerOf(&e) != mesh.ProxyContainerName {
+		if ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == pod.UID) && unhealthy.ContainerOf(&e) != istiomesh.ProxyContainerName {
 			events = append(events, e)
 		}
 	}

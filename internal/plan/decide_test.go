@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -358,21 +358,21 @@ func TestWorkloadStates(t *testing.T) {
 		},
 		{
 			name:     "rewrite annotation false opts out",
-			workload: deployment("web", tcp, templateAnnotation(mesh.RewriteAnnotation, "false")),
+			workload: deployment("web", tcp, templateAnnotation(istiomesh.RewriteAnnotation, "false")),
 			state:    v1alpha1.WorkloadOptedOut, reason: "RewriteDisabledByUser",
 			probes: []v1alpha1.ProbeState{v1alpha1.ProbeOptedOut}, probeReasons: []v1alpha1.StatusReason{"RewriteDisabledByUser"},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,
 		},
 		{
 			name:     "rewrite annotation yes is not a boolean",
-			workload: deployment("web", tcp, templateAnnotation(mesh.RewriteAnnotation, "yes")),
+			workload: deployment("web", tcp, templateAnnotation(istiomesh.RewriteAnnotation, "yes")),
 			state:    v1alpha1.WorkloadUnsupported, reason: "InvalidRewriteAnnotation",
 			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []v1alpha1.StatusReason{"InvalidRewriteAnnotation"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
 		},
 		{
 			name:     "unparsable status port",
-			workload: deployment("web", tcp, templateAnnotation(mesh.StatusPortAnnotation, "abc")),
+			workload: deployment("web", tcp, templateAnnotation(istiomesh.StatusPortAnnotation, "abc")),
 			state:    v1alpha1.WorkloadUnsupported, reason: "InvalidStatusPort",
 			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []v1alpha1.StatusReason{"InvalidStatusPort"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
@@ -394,7 +394,7 @@ func TestWorkloadStates(t *testing.T) {
 		},
 		{
 			name:     "status port switched off with 0",
-			workload: deployment("web", tcp, templateAnnotation(mesh.StatusPortAnnotation, "0")),
+			workload: deployment("web", tcp, templateAnnotation(istiomesh.StatusPortAnnotation, "0")),
 			state:    v1alpha1.WorkloadUnsupported, reason: "StatusPortDisabled",
 			probes: []v1alpha1.ProbeState{v1alpha1.ProbeUnsupported}, probeReasons: []v1alpha1.StatusReason{"StatusPortDisabled"},
 			ready: metav1.ConditionFalse, readyReason: v1alpha1.ReasonUnsupportedProbes, stalled: true,
@@ -417,7 +417,7 @@ func TestWorkloadStates(t *testing.T) {
 		{
 			name:     "suspended policy still reports an opted-out workload",
 			policy:   []policyOption{suspended()},
-			workload: deployment("web", tcp, templateAnnotation(mesh.RewriteAnnotation, "0")),
+			workload: deployment("web", tcp, templateAnnotation(istiomesh.RewriteAnnotation, "0")),
 			state:    v1alpha1.WorkloadOptedOut, reason: "RewriteDisabledByUser",
 			probes: []v1alpha1.ProbeState{v1alpha1.ProbeOptedOut}, probeReasons: []v1alpha1.StatusReason{"RewriteDisabledByUser"},
 			ready: metav1.ConditionTrue, readyReason: v1alpha1.ReasonNothingToRedirect,

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -75,7 +75,7 @@ func TestHazardsAreReportedOnTemplatesSomeoneElseAnnotated(t *testing.T) {
 
 func TestAnInvalidAnnotationMattersOnlyWhenSomethingNeedsRedirecting(t *testing.T) {
 	g := NewWithT(t)
-	w := deployment("a", containers(container("app", readiness(execProbe("true")))), templateAnnotation(mesh.RewriteAnnotation, "yes"))
+	w := deployment("a", containers(container("app", readiness(execProbe("true")))), templateAnnotation(istiomesh.RewriteAnnotation, "yes"))
 	_, out := decide(input(policy(), w))
 	g.Expect(workloadStatus(g, out.Status, deploymentRef("a")).State).To(Equal(v1alpha1.WorkloadNotNeeded))
 	g.Expect(condition(out.Status, v1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionFalse))

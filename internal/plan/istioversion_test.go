@@ -7,7 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // TestInjectLabelFollowsTheRunningIstio is issue 8, cases 4 and 6: namespace billing in the mesh
@@ -18,7 +18,7 @@ func TestInjectLabelFollowsTheRunningIstio(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		istio   mesh.IstioVersion
+		istio   istiomesh.IstioVersion
 		pod     func(t *testing.T) *corev1.Pod
 		state   v1alpha1.WorkloadState
 		reason  v1alpha1.StatusReason
@@ -28,9 +28,9 @@ func TestInjectLabelFollowsTheRunningIstio(t *testing.T) {
 			state: v1alpha1.WorkloadQueued, reason: v1alpha1.StatusReasonQueued, version: "1.27.2"},
 		{name: "Istio before 1.27: \"False\" turned injection off", istio: istio("1.26.4"),
 			state: v1alpha1.WorkloadNotInMesh, reason: v1alpha1.StatusReasonPodInjectionDisabled, version: "1.26.4"},
-		{name: "unknown version, no pods: the newest Istio", istio: mesh.IstioVersion{},
+		{name: "unknown version, no pods: the newest Istio", istio: istiomesh.IstioVersion{},
 			state: v1alpha1.WorkloadQueued, reason: v1alpha1.StatusReasonQueued, version: "unknown"},
-		{name: "unknown version, live pods without istio-proxy: they decide", istio: mesh.IstioVersion{},
+		{name: "unknown version, live pods without istio-proxy: they decide", istio: istiomesh.IstioVersion{},
 			pod:   func(*testing.T) *corev1.Pod { return podOf(deployment("billing", billing()...), "x1") },
 			state: v1alpha1.WorkloadNotInMesh, reason: v1alpha1.StatusReasonNoSidecarOnLivePods, version: "unknown"},
 		{name: "the workload's own pods tell the version (istio-proxy image)", istio: istio("1.26.4"),
@@ -64,7 +64,7 @@ func TestTCPProbeOnIstioThatPredatesItsRewrite(t *testing.T) {
 	g := NewWithT(t)
 	w := deployment("old", containers(container("old", readiness(tcpSocket(8080)))), annotated(), managed())
 	pod := podOf(w, "x1")
-	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: mesh.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.11.8"})
+	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: istiomesh.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.11.8"})
 	in := input(policy(), w)
 	in.Pods = []*corev1.Pod{pod}
 

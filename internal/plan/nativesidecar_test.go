@@ -8,7 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -23,7 +23,7 @@ func reports(opts ...workloadOption) plan.Workload {
 }
 
 func TestStartupProbeOfAnInitContainerBeforeAnOrdinarySidecar(t *testing.T) {
-	nativeOff := templateAnnotation(mesh.NativeSidecarAnnotation, "false")
+	nativeOff := templateAnnotation(istiomesh.NativeSidecarAnnotation, "false")
 	tests := []struct {
 		name     string
 		workload plan.Workload
@@ -36,27 +36,27 @@ func TestStartupProbeOfAnInitContainerBeforeAnOrdinarySidecar(t *testing.T) {
 			state: v1alpha1.WorkloadUnsupported, reason: v1alpha1.StatusReasonStartupProbeBeforeSidecar},
 		{name: "native sidecars off, PERMISSIVE: Istio's own default rewrite deadlocks it all the same", workload: reports(nativeOff),
 			state: v1alpha1.WorkloadUnsupported, reason: v1alpha1.StatusReasonStartupProbeBeforeSidecar},
-		{name: "only exactly \"false\" turns them off: \"False\" leaves them on", workload: reports(templateAnnotation(mesh.NativeSidecarAnnotation, "False")), strict: true,
+		{name: "only exactly \"false\" turns them off: \"False\" leaves them on", workload: reports(templateAnnotation(istiomesh.NativeSidecarAnnotation, "False")), strict: true,
 			state: v1alpha1.WorkloadQueued, reason: v1alpha1.StatusReasonQueued},
-		{name: "native sidecars on by annotation", workload: reports(templateAnnotation(mesh.NativeSidecarAnnotation, "true")), strict: true,
+		{name: "native sidecars on by annotation", workload: reports(templateAnnotation(istiomesh.NativeSidecarAnnotation, "true")), strict: true,
 			state: v1alpha1.WorkloadQueued, reason: v1alpha1.StatusReasonQueued},
 		{name: "no annotation: the newest Istio default (on) is assumed", workload: reports(), strict: true,
 			state: v1alpha1.WorkloadQueued, reason: v1alpha1.StatusReasonQueued},
 		{name: "no annotation, but the live pods show istio-proxy as an ordinary container", workload: reports(), strict: true,
 			pod: func(w plan.Workload) *corev1.Pod {
 				pod := podOf(w, "x1")
-				pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: mesh.ProxyContainerName})
+				pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: istiomesh.ProxyContainerName})
 				return pod
 			},
 			state: v1alpha1.WorkloadUnsupported, reason: v1alpha1.StatusReasonStartupProbeBeforeSidecar},
 		{name: "the live pods show istio-proxy as a native sidecar, whatever the annotation says", workload: reports(nativeOff), strict: true,
 			pod: func(w plan.Workload) *corev1.Pod {
 				pod := podOf(w, "x1")
-				pod.Spec.InitContainers = append([]corev1.Container{{Name: mesh.ProxyContainerName, RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}}, pod.Spec.InitContainers...)
+				pod.Spec.InitContainers = append([]corev1.Container{{Name: istiomesh.ProxyContainerName, RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}}, pod.Spec.InitContainers...)
 				return pod
 			},
 			state: v1alpha1.WorkloadQueued, reason: v1alpha1.StatusReasonQueued},
-		{name: "the user turned the rewrite off: nothing rewrites the probe", workload: reports(nativeOff, templateAnnotation(mesh.RewriteAnnotation, "false")), strict: true,
+		{name: "the user turned the rewrite off: nothing rewrites the probe", workload: reports(nativeOff, templateAnnotation(istiomesh.RewriteAnnotation, "false")), strict: true,
 			state: v1alpha1.WorkloadOptedOut, reason: v1alpha1.StatusReasonRewriteDisabledByUser},
 		{name: "someone else annotated it: reported, not followed blindly", workload: reports(nativeOff, annotated()), strict: true,
 			state: v1alpha1.WorkloadUnsupported, reason: v1alpha1.StatusReasonStartupProbeBeforeSidecar},

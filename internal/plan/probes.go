@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
@@ -63,7 +63,7 @@ func probeStatuses(analysed []probes.Probe, statusPort int32, modes mtls.Workloa
 		}
 		if p.Handler != v1alpha1.HandlerExec {
 			out[i].MTLSMode = portMode(p, modes)
-			out[i].Rewritten = truncate(probes.RewrittenTarget(p, statusPort), v1alpha1.MaxTargetLength)
+			out[i].Rewritten = truncate(istiomesh.RewrittenTarget(p, statusPort), v1alpha1.MaxTargetLength)
 		}
 	}
 	return out
@@ -86,7 +86,7 @@ func livePods(in Input, ref Ref) podsOfWorkload {
 			continue
 		}
 		// (The pods are sorted by name below, so that no answer depends on the cache's order.)
-		if setting, _ := mesh.ReadRewriteSetting(pod.Annotations); setting == mesh.RewriteEnabled {
+		if setting, _ := istiomesh.ReadRewriteSetting(pod.Annotations); setting == istiomesh.RewriteEnabled {
 			pods.current = append(pods.current, pod)
 		} else {
 			pods.old = append(pods.old, pod)
@@ -101,7 +101,7 @@ func livePods(in Input, ref Ref) podsOfWorkload {
 // verifyOnPods sets the state of each redirectable probe in statuses from the workload's live
 // pods and returns the worst state among them (Rewritten, PendingRollout or NotRewritten).
 // verifications are verifyPods' results for pods.current.
-func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods podsOfWorkload, verifications []probes.PodVerification, rolledOut bool, istio mesh.IstioVersion) v1alpha1.ProbeState {
+func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods podsOfWorkload, verifications []probes.PodVerification, rolledOut bool, istio istiomesh.IstioVersion) v1alpha1.ProbeState {
 	worst := v1alpha1.ProbeRewritten
 	for i, p := range analysed {
 		if p.Handler == v1alpha1.HandlerExec {
@@ -156,8 +156,8 @@ func worse(a, b v1alpha1.ProbeState) v1alpha1.ProbeState {
 func verifyPods(pods podsOfWorkload, meshStatusPort int32) []probes.PodVerification {
 	verifications := make([]probes.PodVerification, len(pods.current))
 	for i, pod := range pods.current {
-		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
-		verifications[i] = probes.VerifyPod(&pod.Spec, port)
+		port, _ := istiomesh.StatusPort(pod.Annotations, meshStatusPort)
+		verifications[i] = istiomesh.VerifyPod(&pod.Spec, port)
 	}
 	return verifications
 }
@@ -193,9 +193,9 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 	var order []probes.Key
 	seen := map[probes.Key]*sighting{}
 	for i, pod := range pods.current {
-		port, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
+		port, _ := istiomesh.StatusPort(pod.Annotations, meshStatusPort)
 		verification := verifications[i]
-		for _, p := range probes.Analyze(&pod.Spec, port) {
+		for _, p := range istiomesh.Analyze(&pod.Spec, port) {
 			if known[p.Key()] {
 				continue
 			}
@@ -255,12 +255,12 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 }
 
 // rewriteFeature names the Istio feature that rewrites probes of a handler, for TCP and gRPC.
-func rewriteFeature(h v1alpha1.ProbeHandler) (mesh.Feature, bool) {
+func rewriteFeature(h v1alpha1.ProbeHandler) (istiomesh.Feature, bool) {
 	switch h {
 	case v1alpha1.HandlerTCP:
-		return mesh.RewriteTCPProbes, true
+		return istiomesh.RewriteTCPProbes, true
 	case v1alpha1.HandlerGRPC:
-		return mesh.RewriteGRPCProbes, true
+		return istiomesh.RewriteGRPCProbes, true
 	}
-	return mesh.Feature{}, false
+	return istiomesh.Feature{}, false
 }

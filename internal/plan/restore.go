@@ -6,7 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
 )
 
@@ -48,12 +48,12 @@ func DecideRestore(in Input) Decision {
 func judgeRestore(in Input, w Workload) (v Verdict, event *Event, keep bool) {
 	ref := w.Ref()
 	v = Verdict{Ref: ref, Status: v1alpha1.WorkloadStatus{Kind: ref.Kind, Name: ref.Name}}
-	setting, _ := mesh.ReadRewriteSetting(w.Template().Annotations)
+	setting, _ := istiomesh.ReadRewriteSetting(w.Template().Annotations)
 	record := findRecord(in.Policy.Status.Rollouts, ref)
 	stale := record != nil && record.Generation > w.Object.GetGeneration()
 	deadline := ProgressDeadline(in.Policy.Spec)
 	switch {
-	case w.ManagedByOperator && setting == mesh.RewriteEnabled && !stale:
+	case w.ManagedByOperator && setting == istiomesh.RewriteEnabled && !stale:
 		v.Status.State, v.Status.Reason, v.Status.Message = v1alpha1.WorkloadQueued, v1alpha1.StatusReasonWaitingToRestore, "the operator's annotation is removed next"
 		return v, nil, true
 	case record == nil:

@@ -11,7 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -28,7 +28,7 @@ func TestDecideRestoreSelectsOnlyTheOperatorsAnnotations(t *testing.T) {
 		deployment("kept", annotated(), managed(), label("keep", "yes")),      // another live policy selects it
 		deployment("orphan", annotated(), managed(), label("leaving", "yes")), // the other policy is being deleted too
 		deployment("plain"), // never annotated
-		deployment("optout", managed(), templateAnnotation(mesh.RewriteAnnotation, "false")),
+		deployment("optout", managed(), templateAnnotation(istiomesh.RewriteAnnotation, "false")),
 	)
 	in.Policies = []*v1alpha1.ProbeRedirectPolicy{p, keeper, leaving}
 

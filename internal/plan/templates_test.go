@@ -7,7 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 )
@@ -20,7 +20,7 @@ func kubeInjected(t *testing.T) plan.Workload {
 	t.Helper()
 	w := deployment("shop", containers(container("web", httpPort(), readiness(httpGet(8080, "/ready")))))
 	pod := &corev1.Pod{ObjectMeta: *w.Template().ObjectMeta.DeepCopy(), Spec: *w.Template().Spec.DeepCopy()}
-	rewritten, err := meshdouble.Inject(pod, meshdouble.Config{StatusPort: mesh.DefaultStatusPort, RewriteAppHTTPProbe: true})
+	rewritten, err := meshdouble.Inject(pod, meshdouble.Config{StatusPort: istiomesh.DefaultStatusPort, RewriteAppHTTPProbe: true})
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	NewWithT(t).Expect(rewritten).To(BeTrue())
 	w.Template().ObjectMeta, w.Template().Spec = pod.ObjectMeta, pod.Spec
@@ -53,7 +53,9 @@ func TestTemplatesInjectedBeforeTheyWereApplied(t *testing.T) {
 }
 
 func TestInjectionTemplates(t *testing.T) {
-	templates := func(value string) workloadOption { return templateAnnotation(mesh.InjectionTemplatesAnnotation, value) }
+	templates := func(value string) workloadOption {
+		return templateAnnotation(istiomesh.InjectionTemplatesAnnotation, value)
+	}
 	tests := []struct {
 		name   string
 		value  string
@@ -87,7 +89,7 @@ func TestKubeInjectedTemplateWithoutItsEntry(t *testing.T) {
 	g := NewWithT(t)
 	w := kubeInjected(t)
 	for i, c := range w.Template().Spec.Containers {
-		if c.Name == mesh.ProxyContainerName {
+		if c.Name == istiomesh.ProxyContainerName {
 			w.Template().Spec.Containers[i].Env = nil
 		}
 	}

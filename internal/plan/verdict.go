@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
@@ -33,7 +33,7 @@ func judge(in Input, w Workload) Verdict {
 	}
 	v.Status.MTLSMode = f.modes.Mode
 	v.Status.Probes = probeStatuses(f.analysed, f.settings.StatusPort, f.modes, f.needs)
-	v.Annotated = f.settings.Rewrite == mesh.RewriteEnabled
+	v.Annotated = f.settings.Rewrite == istiomesh.RewriteEnabled
 	if f.record != nil && f.record.Generation > w.Object.GetGeneration() {
 		return awaitingCache(v, f.record, f.analysed)
 	}
@@ -42,9 +42,9 @@ func judge(in Input, w Workload) Verdict {
 
 // workloadFacts are what the verdict on one workload is decided from.
 type workloadFacts struct {
-	settings mesh.Template
+	settings istiomesh.Template
 	pods     podsOfWorkload
-	istio    mesh.IstioVersion
+	istio    istiomesh.IstioVersion
 	modes    mtls.Workload
 	analysed []probes.Probe
 	// rewrittenInTemplate counts the probes the template already holds rewritten (kube-inject).
@@ -60,7 +60,7 @@ func observeWorkload(in Input, w Workload) workloadFacts {
 	template := w.Template()
 	f := workloadFacts{pods: livePods(in, w.Ref())}
 	f.istio = istioOf(in.Istio, f.pods)
-	f.settings = mesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort, f.istio)
+	f.settings = istiomesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort, f.istio)
 	if !f.istio.Known() {
 		// The injection rules differ by version: with none to go by, the live pods tell.
 		if injected, found := sidecarOnPods(f.pods); found {
@@ -72,17 +72,17 @@ func observeWorkload(in Input, w Workload) workloadFacts {
 	}
 	f.modes = in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
 	// A template injected before it was applied is judged by the probes its env keeps.
-	f.analysed, f.rewrittenInTemplate = probes.Originals(&template.Spec, f.settings.StatusPort)
+	f.analysed, f.rewrittenInTemplate = istiomesh.Originals(&template.Spec, f.settings.StatusPort)
 	if f.rewrittenInTemplate > 0 && !template.Spec.HostNetwork {
 		f.settings.Injected = true
 		// Every pod comes from the injected template: none is "old".
 		f.pods = podsOfWorkload{current: slices.Concat(f.pods.current, f.pods.old)}
 	}
 	native := nativeSidecar(f.pods, f.settings)
-	if inTemplate, found := mesh.NativeSidecarOnPod(&template.Spec); found {
+	if inTemplate, found := istiomesh.NativeSidecarOnPod(&template.Spec); found {
 		native = inTemplate // injected before it was applied: the template says where istio-proxy is
 	}
-	probes.MarkStartupBeforeProxy(f.analysed, native)
+	istiomesh.MarkStartupBeforeProxy(f.analysed, native)
 	f.needs = make([]need, len(f.analysed))
 	for i, p := range f.analysed {
 		f.needs[i] = needOf(in.Policy.Spec, p, f.modes)
@@ -99,19 +99,19 @@ func decideWorkload(in Input, w Workload, v Verdict, f workloadFacts) Verdict {
 	case !s.Injected:
 		return leftAlone(v, f.analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, s.InjectionReason,
 			"no sidecar is injected, so the kubelet reaches the app directly")
-	case s.Rewrite == mesh.RewriteDisabled:
+	case s.Rewrite == istiomesh.RewriteDisabled:
 		return leftAlone(v, f.analysed, v1alpha1.WorkloadOptedOut, v1alpha1.ProbeOptedOut, v1alpha1.StatusReasonRewriteDisabledByUser,
-			fmt.Sprintf("%s is %q on the pod template; the operator leaves it", mesh.RewriteAnnotation, s.RewriteRaw))
-	case s.Rewrite == mesh.RewriteInvalid && f.anyNeeded:
+			fmt.Sprintf("%s is %q on the pod template; the operator leaves it", istiomesh.RewriteAnnotation, s.RewriteRaw))
+	case s.Rewrite == istiomesh.RewriteInvalid && f.anyNeeded:
 		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidRewriteAnnotation,
-			fmt.Sprintf("%s is %q, which is not a boolean: Istio ignores it and uses the mesh default; the operator does not overwrite it", mesh.RewriteAnnotation, s.RewriteRaw))
+			fmt.Sprintf("%s is %q, which is not a boolean: Istio ignores it and uses the mesh default; the operator does not overwrite it", istiomesh.RewriteAnnotation, s.RewriteRaw))
 	case s.StatusPortErr != nil:
 		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
 			s.StatusPortErr.Error())
 	case slices.ContainsFunc(s.InjectionTemplates, isProxyless):
 		return leftAlone(v, f.analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, v1alpha1.StatusReasonProxylessTemplate,
 			fmt.Sprintf("%s is %q: Istio's proxyless gRPC template adds no Envoy, so nothing intercepts the kubelet's probes, and it turns the probe rewrite off itself",
-				mesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
+				istiomesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
 	case f.rewrittenInTemplate > 0:
 		v = annotated(in, w, v, f, "the template itself (injected before it was applied)")
 		if v.Status.State == v1alpha1.WorkloadRedirected {
@@ -127,7 +127,7 @@ func decideWorkload(in Input, w Workload, v Verdict, f workloadFacts) Verdict {
 	case f.anyNeeded && slices.ContainsFunc(s.InjectionTemplates, isUnknownTemplate):
 		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonUnknownInjectionTemplate,
 			fmt.Sprintf("%s is %q, which names an injection template that is not Istio's own; the operator cannot tell whether it rewrites probes and does not annotate the workload",
-				mesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
+				istiomesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
 	case hasHazard(f.analysed, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
 		// The mesh's own default rewrites probes in stock Istio, so this breaks with or without
 		// the operator, and whether or not a probe needs redirecting.
@@ -294,9 +294,9 @@ func hasHazard(analysed []probes.Probe, hazard v1alpha1.StatusReason) bool {
 // nativeSidecar says whether istio-proxy runs as a native sidecar in the workload's pods: the
 // live pods are the best evidence, then the template's annotation, then the mesh default of the
 // Istio version.
-func nativeSidecar(pods podsOfWorkload, settings mesh.Template) bool {
+func nativeSidecar(pods podsOfWorkload, settings istiomesh.Template) bool {
 	for _, pod := range slices.Concat(pods.current, pods.old) {
-		if native, found := mesh.NativeSidecarOnPod(&pod.Spec); found {
+		if native, found := istiomesh.NativeSidecarOnPod(&pod.Spec); found {
 			return native
 		}
 	}
@@ -344,8 +344,8 @@ func deadlineOf(record *v1alpha1.RolloutRecord, deadline time.Duration) time.Tim
 // istioOf is the Istio version of a workload: the newest istio-proxy image of its live pods when
 // they show one (newest, so that the answer does not depend on the pods' order), else the
 // namespace's.
-func istioOf(namespace mesh.IstioVersion, pods podsOfWorkload) mesh.IstioVersion {
-	if v := mesh.NewestOnPods(slices.Concat(pods.current, pods.old)); v.Known() {
+func istioOf(namespace istiomesh.IstioVersion, pods podsOfWorkload) istiomesh.IstioVersion {
+	if v := istiomesh.NewestOnPods(slices.Concat(pods.current, pods.old)); v.Known() {
 		return v
 	}
 	return namespace
@@ -356,16 +356,18 @@ func istioOf(namespace mesh.IstioVersion, pods podsOfWorkload) mesh.IstioVersion
 func sidecarOnPods(pods podsOfWorkload) (injected, found bool) {
 	for _, pod := range slices.Concat(pods.current, pods.old) {
 		found = true
-		if _, has := mesh.NativeSidecarOnPod(&pod.Spec); has {
+		if _, has := istiomesh.NativeSidecarOnPod(&pod.Spec); has {
 			return true, true
 		}
 	}
 	return false, found
 }
 
-func isProxyless(template string) bool { return slices.Contains(mesh.ProxylessTemplates, template) }
+func isProxyless(template string) bool {
+	return slices.Contains(istiomesh.ProxylessTemplates, template)
+}
 
 // isUnknownTemplate reports whether an injection template is none of Istio's own.
 func isUnknownTemplate(template string) bool {
-	return !isProxyless(template) && !slices.Contains(mesh.ProbeRewritingTemplates, template)
+	return !isProxyless(template) && !slices.Contains(istiomesh.ProbeRewritingTemplates, template)
 }

@@ -1,8 +1,6 @@
-// Package probes describes the kubelet probes of a pod template or pod as
-// Istio's sidecar injector sees them: what each probe checks, where Istio's
-// rewrite points it (the pilot-agent status port and an /app-health/... path),
-// what would break if the rewrite were switched on (hazards), and, on a live or
-// injected pod, whether the rewrite actually happened (the kubelet probe points
-// at the agent and ISTIO_KUBE_APP_PROBERS on istio-proxy holds the original).
+// Package probes describes the kubelet probes of a pod template or pod in terms every mesh
+// shares: one Probe per container and kind, what it checks in a person's words ("HTTP :8080/healthz"),
+// and the shape of a live pod's verification (PodVerification). How a mesh rewrites probes, and how
+// to tell a rewritten probe on a live pod, belongs to that mesh's package under internal/mesh.
 // It is pure logic over corev1 types and never talks to the API server.
 package probes

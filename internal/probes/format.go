@@ -8,13 +8,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// maxExecText bounds the length, in runes, of an exec probe's description.
-const maxExecText = 100
+// MaxExecText bounds the length, in runes, of an exec probe's description.
+const MaxExecText = 100
 
-// describeHTTP formats an httpGet target as "HTTP :80/path" or
+// DescribeHTTP formats an httpGet target as "HTTP :80/path" or
 // "HTTPS host:8443/path". An empty path is shown as "/" and a path without a
 // leading "/" gets one, as the pilot-agent does.
-func describeHTTP(scheme corev1.URIScheme, host, port, path string) string {
+func DescribeHTTP(scheme corev1.URIScheme, host, port, path string) string {
 	s := "HTTP"
 	if scheme == corev1.URISchemeHTTPS {
 		s = "HTTPS"
@@ -25,14 +25,14 @@ func describeHTTP(scheme corev1.URIScheme, host, port, path string) string {
 	return s + " " + host + ":" + port + path
 }
 
-// describeTCP formats a tcpSocket target as "TCP :2940".
-func describeTCP(host, port string) string {
+// DescribeTCP formats a tcpSocket target as "TCP :2940".
+func DescribeTCP(host, port string) string {
 	return "TCP " + host + ":" + port
 }
 
-// describeGRPC formats a grpc target as "GRPC :9090" or
+// DescribeGRPC formats a grpc target as "GRPC :9090" or
 // "GRPC :9090 service=foo".
-func describeGRPC(port int32, service *string) string {
+func DescribeGRPC(port int32, service *string) string {
 	s := "GRPC :" + strconv.Itoa(int(port))
 	if service != nil && *service != "" {
 		s += " service=" + *service
@@ -40,19 +40,19 @@ func describeGRPC(port int32, service *string) string {
 	return s
 }
 
-// describeExec formats an exec probe as "exec cat /tmp/healthy", cut to
-// maxExecText runes.
-func describeExec(command []string) string {
+// DescribeExec formats an exec probe as "exec cat /tmp/healthy", cut to
+// MaxExecText runes.
+func DescribeExec(command []string) string {
 	s := strings.TrimSpace("exec " + strings.Join(command, " "))
-	if utf8.RuneCountInString(s) <= maxExecText {
+	if utf8.RuneCountInString(s) <= MaxExecText {
 		return s
 	}
 	r := []rune(s)
-	return string(r[:maxExecText-1]) + "…"
+	return string(r[:MaxExecText-1]) + "…"
 }
 
-// portText is the decimal port, or the port name when it could not be resolved.
-func portText(port int32, name string) string {
+// PortText is the decimal port, or the port name when it could not be resolved.
+func PortText(port int32, name string) string {
 	if port == 0 && name != "" {
 		return name
 	}

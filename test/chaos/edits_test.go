@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // editor is another field manager (a CI pipeline, a person with kubectl) changing the
@@ -135,7 +135,7 @@ func TestConcurrentEdits(t *testing.T) {
 				kept++
 			}
 		}
-		g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue(mesh.RewriteAnnotation, "true"))
+		g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue(istiomesh.RewriteAnnotation, "true"))
 		for k, v := range userTemplateAnnotations {
 			g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue(k, v), d.Name)
 		}

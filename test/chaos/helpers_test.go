@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 const interval = 250 * time.Millisecond
@@ -102,7 +102,7 @@ func policy(ns string, maxConcurrent int32) *v1alpha1.ProbeRedirectPolicy {
 
 // annotated reports whether the operator's annotation is on d's template.
 func annotated(d *appsv1.Deployment) bool {
-	return d.Spec.Template.Annotations[mesh.RewriteAnnotation] == "true"
+	return d.Spec.Template.Annotations[istiomesh.RewriteAnnotation] == "true"
 }
 
 // rolledOut applies kubectl rollout status's rules to d.

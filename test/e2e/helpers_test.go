@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 const (
@@ -142,7 +142,7 @@ func templateRewrite(g Gomega, obj client.Object) (string, bool) {
 	case *appsv1.DaemonSet:
 		annotations = o.Spec.Template.Annotations
 	}
-	v, ok := annotations[mesh.RewriteAnnotation]
+	v, ok := annotations[istiomesh.RewriteAnnotation]
 	return v, ok
 }
 

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 const strict = securityapi.PeerAuthentication_MutualTLS_STRICT
@@ -80,7 +80,7 @@ func TestScenario1HTTPProbeUnderStrictMTLS(t *testing.T) {
 		g.Expect(app.ReadinessProbe.HTTPGet.HTTPHeaders).To(ConsistOf(corev1.HTTPHeader{Name: "Custom-Header", Value: "Awesome"}))
 		var probers string
 		for _, e := range proxy.Env {
-			if e.Name == mesh.KubeAppProbersEnv {
+			if e.Name == istiomesh.KubeAppProbersEnv {
 				probers = e.Value
 			}
 		}
@@ -269,7 +269,7 @@ func TestScenario6UserFalseAndOutOfMeshAreLeftAlone(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "s6-user-false")
 	peerAuthentication(t, ns, strict)
-	optedOut := deployment(ns, "opted-out", 1, nginxContainer(), map[string]string{mesh.RewriteAnnotation: "false"})
+	optedOut := deployment(ns, "opted-out", 1, nginxContainer(), map[string]string{istiomesh.RewriteAnnotation: "false"})
 	outside := deployment(ns, "outside", 1, tcpContainer("registry.example/app:1", 8080), nil)
 	outside.Spec.Template.Labels["sidecar.istio.io/inject"] = "false"
 	create(t, optedOut, outside)
@@ -358,7 +358,7 @@ func TestScenario9IstioRulesTheOperatorFollows(t *testing.T) {
 	ns := newNamespace(t, "s9-istio-rules")
 	peerAuthentication(t, ns, strict)
 	always := corev1.ContainerRestartPolicyAlways
-	reports := deployment(ns, "reports", 1, nginxContainer(), map[string]string{mesh.NativeSidecarAnnotation: "false"})
+	reports := deployment(ns, "reports", 1, nginxContainer(), map[string]string{istiomesh.NativeSidecarAnnotation: "false"})
 	reports.Spec.Template.Spec.InitContainers = []corev1.Container{{
 		Name: "db-proxy", Image: "registry.example/db-proxy:1", RestartPolicy: &always,
 		StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/started", Port: intstr.FromInt32(9801)}}},

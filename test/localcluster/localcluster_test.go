@@ -30,7 +30,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 )
 
@@ -62,8 +62,8 @@ func TestTwoClustersWithIstiosInjectorAndTheDouble(t *testing.T) {
 			defer wg.Done()
 			began := time.Now()
 			clusters[i], startErrs[i] = Start(ctx, Options{
-				Name:     name,
-				Dir:      DefaultDir(root, name),
+				Name: name,
+				Dir:  DefaultDir(root, name),
 				// The first runs Istio's own injector, the second the in-process double.
 				Injector: &InjectorOptions{RewriteAppHTTPProbe: false, Double: i == 1},
 				Logf: func(format string, args ...any) {
@@ -294,7 +294,7 @@ func rewriteScenario(t *testing.T, c *Cluster) {
 			g.Expect(p.OwnerReferences).To(ContainElement(And(
 				HaveField("Kind", "ReplicaSet"), HaveField("Controller", HaveValue(BeTrue())))))
 			g.Expect(p.Spec.NodeName).To(HavePrefix("kwok-node-"))
-			g.Expect(hasContainer(&p, mesh.ProxyContainerName)).To(BeTrue(), "istio-proxy injected")
+			g.Expect(hasContainer(&p, istiomesh.ProxyContainerName)).To(BeTrue(), "istio-proxy injected")
 			g.Expect(p.Annotations).To(HaveKeyWithValue(meshdouble.VerdictAnnotation, "reset"))
 			g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning))
 			g.Expect(p.Status.PodIP).NotTo(BeEmpty())
@@ -326,7 +326,7 @@ func rewriteScenario(t *testing.T, c *Cluster) {
 	g.Expect(d.Status.AvailableReplicas).To(BeZero())
 
 	// The fix: the rewrite annotation on the pod template.
-	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:"true"}}}}}`, mesh.RewriteAnnotation)
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:"true"}}}}}`, istiomesh.RewriteAnnotation)
 	_, err = cs.AppsV1().Deployments(e2eNamespace).Patch(ctx, e2eApp, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	rolloutBegan := time.Now()
@@ -349,9 +349,9 @@ func rewriteScenario(t *testing.T, c *Cluster) {
 		for _, p := range pods {
 			g.Expect(p.DeletionTimestamp).To(BeNil())
 			g.Expect(p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]).NotTo(Equal(oldHash), "a new ReplicaSet")
-			g.Expect(p.Annotations).To(HaveKeyWithValue(mesh.RewriteAnnotation, "true"))
+			g.Expect(p.Annotations).To(HaveKeyWithValue(istiomesh.RewriteAnnotation, "true"))
 			g.Expect(p.Annotations).To(HaveKeyWithValue(meshdouble.VerdictAnnotation, "pass"))
-			g.Expect(hasContainer(&p, mesh.ProxyContainerName)).To(BeTrue())
+			g.Expect(hasContainer(&p, istiomesh.ProxyContainerName)).To(BeTrue())
 			probe := p.Spec.Containers[0].ReadinessProbe
 			g.Expect(probe.HTTPGet.Port).To(Equal(intstr.FromInt32(15020)))
 			g.Expect(probe.HTTPGet.Path).To(Equal("/app-health/nginx/readyz"))
@@ -370,7 +370,7 @@ func otherVerdicts(t *testing.T, c *Cluster) {
 	meshNamespace(t, ctx, cs, ns)
 
 	tcp := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns, Annotations: map[string]string{mesh.RewriteAnnotation: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns, Annotations: map[string]string{istiomesh.RewriteAnnotation: "true"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "db", Image: "postgres:17",
 			Ports: []corev1.ContainerPort{{ContainerPort: 5432}},

@@ -19,7 +19,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // istioInjectDir holds Istio's own injector golden files
@@ -89,7 +89,7 @@ func appContainers(spec *corev1.PodSpec) map[string]probeView {
 	out := map[string]probeView{}
 	add := func(list string, cs []corev1.Container) {
 		for _, c := range cs {
-			if c.Name == mesh.ProxyContainerName {
+			if c.Name == istiomesh.ProxyContainerName {
 				continue
 			}
 			out[list+"/"+c.Name] = probeView{
@@ -132,19 +132,19 @@ func proxyProbers(t *testing.T, spec *corev1.PodSpec) (string, bool) {
 	var proxies []corev1.Container
 	for _, cs := range [][]corev1.Container{spec.Containers, spec.InitContainers} {
 		for _, c := range cs {
-			if c.Name == mesh.ProxyContainerName {
+			if c.Name == istiomesh.ProxyContainerName {
 				proxies = append(proxies, c)
 			}
 		}
 	}
 	if len(proxies) != 1 {
-		t.Fatalf("want exactly one %s container, found %d", mesh.ProxyContainerName, len(proxies))
+		t.Fatalf("want exactly one %s container, found %d", istiomesh.ProxyContainerName, len(proxies))
 	}
 	value, found := "", false
 	for _, e := range proxies[0].Env {
-		if e.Name == mesh.KubeAppProbersEnv {
+		if e.Name == istiomesh.KubeAppProbersEnv {
 			if found {
-				t.Fatalf("%s is set twice on %s", mesh.KubeAppProbersEnv, mesh.ProxyContainerName)
+				t.Fatalf("%s is set twice on %s", istiomesh.KubeAppProbersEnv, istiomesh.ProxyContainerName)
 			}
 			value, found = e.Value, true
 		}
@@ -200,7 +200,7 @@ func TestDoubleMatchesIstioGoldenFiles(t *testing.T) {
 			g.Expect(inputContainers).NotTo(BeEmpty(), "fixture input has no app container")
 			// The input carries no sidecar: the double must produce the
 			// document from scratch, as Istio did.
-			g.Expect(findSidecar(&input.Spec)).To(BeNil(), "fixture input already has %s", mesh.ProxyContainerName)
+			g.Expect(findSidecar(&input.Spec)).To(BeNil(), "fixture input already has %s", istiomesh.ProxyContainerName)
 
 			check := func(how string, got *corev1.Pod, gotValue string, gotSet bool) {
 				gotContainers := appContainers(&got.Spec)
@@ -212,19 +212,19 @@ func TestDoubleMatchesIstioGoldenFiles(t *testing.T) {
 				gotProbers := parseProbers(g, gotValue, gotSet)
 				if wantProbers == nil {
 					g.Expect(gotProbers).To(BeNil(), "%s: Istio wrote no %s, the double wrote %q",
-						how, mesh.KubeAppProbersEnv, gotValue)
+						how, istiomesh.KubeAppProbersEnv, gotValue)
 					return
 				}
 				g.Expect(gotProbers).To(Equal(wantProbers),
-					"%s: %s differs from Istio's\n got: %q\nwant: %q", how, mesh.KubeAppProbersEnv, gotValue, wantValue)
+					"%s: %s differs from Istio's\n got: %q\nwant: %q", how, istiomesh.KubeAppProbersEnv, gotValue, wantValue)
 			}
 
 			// 1. The pure core, with the rewrite decision and the status port
 			// worked out here from the input's annotations.
-			statusPort, err := mesh.StatusPort(input.Annotations, mesh.DefaultStatusPort)
+			statusPort, err := istiomesh.StatusPort(input.Annotations, istiomesh.DefaultStatusPort)
 			g.Expect(err).NotTo(HaveOccurred())
 			doRewrite := istioFixtureRewriteDefault
-			if v, ok := input.Annotations[mesh.RewriteAnnotation]; ok {
+			if v, ok := input.Annotations[istiomesh.RewriteAnnotation]; ok {
 				if b, err := strconv.ParseBool(v); err == nil {
 					doRewrite = b
 				}
@@ -241,7 +241,7 @@ func TestDoubleMatchesIstioGoldenFiles(t *testing.T) {
 			injected := input.DeepCopy()
 			rewritten, err := Inject(injected, Config{
 				RewriteAppHTTPProbe: istioFixtureRewriteDefault,
-				StatusPort:          mesh.DefaultStatusPort,
+				StatusPort:          istiomesh.DefaultStatusPort,
 			})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(rewritten).To(Equal(doRewrite), "Inject's rewrite decision")
@@ -254,17 +254,17 @@ func TestDoubleMatchesIstioGoldenFiles(t *testing.T) {
 			if !doRewrite {
 				notRewritten++
 			}
-			if statusPort != mesh.DefaultStatusPort {
+			if statusPort != istiomesh.DefaultStatusPort {
 				movedPort++
 			}
 			t.Logf("%s: rewrite=%t statusPort=%d containers=%d %s=%s",
-				name, doRewrite, statusPort, len(inputContainers), mesh.KubeAppProbersEnv, wantValue)
+				name, doRewrite, statusPort, len(inputContainers), istiomesh.KubeAppProbersEnv, wantValue)
 		})
 	}
 	// The fixtures must exercise each branch, or the proof is weaker than it
 	// claims.
 	g := NewWithT(t)
-	g.Expect(withProbers).To(BeNumerically(">=", 9), "fixtures where Istio wrote %s", mesh.KubeAppProbersEnv)
+	g.Expect(withProbers).To(BeNumerically(">=", 9), "fixtures where Istio wrote %s", istiomesh.KubeAppProbersEnv)
 	g.Expect(notRewritten).To(BeNumerically(">=", 1), "fixtures with the rewrite switched off")
 	g.Expect(movedPort).To(BeNumerically(">=", 1), "fixtures with a non-default status port")
 }

@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 const (
@@ -36,7 +36,7 @@ type Config struct {
 	// false to model a mesh where the rewrite is opt-in (like ASM).
 	RewriteAppHTTPProbe bool
 	// StatusPort is the mesh defaultConfig.statusPort; 0 means
-	// mesh.DefaultStatusPort (15020).
+	// istiomesh.DefaultStatusPort (15020).
 	StatusPort int32
 	// ProxyImage is the image of the istio-proxy container the double adds;
 	// empty means DefaultProxyImage.
@@ -45,7 +45,7 @@ type Config struct {
 
 func (c Config) meshStatusPort() int32 {
 	if c.StatusPort == 0 {
-		return mesh.DefaultStatusPort
+		return istiomesh.DefaultStatusPort
 	}
 	return c.StatusPort
 }
@@ -84,7 +84,7 @@ func Inject(pod *corev1.Pod, cfg Config) (rewritten bool, err error) {
 		return false, errors.New("meshdouble: nil pod")
 	}
 	meshPort := cfg.meshStatusPort()
-	target, err := mesh.StatusPort(pod.Annotations, meshPort)
+	target, err := istiomesh.StatusPort(pod.Annotations, meshPort)
 	if err != nil {
 		return false, fmt.Errorf("meshdouble: injection failed: %w", err)
 	}
@@ -142,10 +142,10 @@ func RewriteProbes(spec *corev1.PodSpec, statusPort int32) (string, error) {
 
 // shouldRewriteAppHTTPProbers is Istio's ShouldRewriteAppHTTPProbers: the
 // pod annotation decides when strconv.ParseBool accepts it, else the mesh
-// default. Deliberately not mesh.ReadRewriteSetting, which is operator logic
+// default. Deliberately not istiomesh.ReadRewriteSetting, which is operator logic
 // the double is meant to check.
 func shouldRewriteAppHTTPProbers(annotations map[string]string, meshDefault bool) bool {
-	if v, ok := annotations[mesh.RewriteAnnotation]; ok {
+	if v, ok := annotations[istiomesh.RewriteAnnotation]; ok {
 		if b, err := strconv.ParseBool(v); err == nil {
 			return b
 		}
@@ -157,12 +157,12 @@ func shouldRewriteAppHTTPProbers(annotations map[string]string, meshDefault bool
 // else in initContainers (native sidecar).
 func findSidecar(spec *corev1.PodSpec) *corev1.Container {
 	for i := range spec.Containers {
-		if spec.Containers[i].Name == mesh.ProxyContainerName {
+		if spec.Containers[i].Name == istiomesh.ProxyContainerName {
 			return &spec.Containers[i]
 		}
 	}
 	for i := range spec.InitContainers {
-		if spec.InitContainers[i].Name == mesh.ProxyContainerName {
+		if spec.InitContainers[i].Name == istiomesh.ProxyContainerName {
 			return &spec.InitContainers[i]
 		}
 	}
@@ -179,7 +179,7 @@ func proxyContainer(image string, statusPort int32) corev1.Container {
 		}}
 	}
 	c := corev1.Container{
-		Name:  mesh.ProxyContainerName,
+		Name:  istiomesh.ProxyContainerName,
 		Image: image,
 		Args:  []string{"proxy", "sidecar"},
 		Ports: []corev1.ContainerPort{
@@ -219,12 +219,12 @@ func sidecarStatus(spec *corev1.PodSpec) string {
 	}
 	s := status{Revision: "default"}
 	for _, c := range spec.InitContainers {
-		if c.Name == mesh.ProxyContainerName {
+		if c.Name == istiomesh.ProxyContainerName {
 			s.InitContainers = append(s.InitContainers, c.Name)
 		}
 	}
 	for _, c := range spec.Containers {
-		if c.Name == mesh.ProxyContainerName {
+		if c.Name == istiomesh.ProxyContainerName {
 			s.Containers = append(s.Containers, c.Name)
 		}
 	}
@@ -236,7 +236,7 @@ func sidecarStatus(spec *corev1.PodSpec) string {
 }
 
 // proberURLs is Istio's status.FormatProberURL, written out here rather than
-// taken from mesh.ProberPath so that the double stays independent evidence.
+// taken from istiomesh.ProberPath so that the double stays independent evidence.
 type proberURLs struct {
 	readyz, livez, startupz, prestopz, poststartz string
 }
@@ -298,7 +298,7 @@ func handlerToProber(h *corev1.LifecycleHandler) *prober {
 func dumpAppProbers(spec *corev1.PodSpec, skipPort int32) (string, error) {
 	out := map[string]*prober{}
 	for _, c := range allContainers(spec) {
-		if c.Name == mesh.ProxyContainerName {
+		if c.Name == istiomesh.ProxyContainerName {
 			continue
 		}
 		portMap := map[string]int32{}
@@ -370,18 +370,18 @@ func allContainers(spec *corev1.PodSpec) []corev1.Container {
 // mergeOrAppendProbers. Without an existing variable it appends one.
 func mergeProbers(env []corev1.EnvVar, newProbers string) ([]corev1.EnvVar, error) {
 	for i := range env {
-		if env[i].Name != mesh.KubeAppProbersEnv {
+		if env[i].Name != istiomesh.KubeAppProbersEnv {
 			continue
 		}
 		merged := map[string]*prober{}
 		if err := json.Unmarshal([]byte(newProbers), &merged); err != nil {
-			return nil, fmt.Errorf("meshdouble: new %s: %w", mesh.KubeAppProbersEnv, err)
+			return nil, fmt.Errorf("meshdouble: new %s: %w", istiomesh.KubeAppProbersEnv, err)
 		}
 		if env[i].Value != "" {
 			existing := map[string]*prober{}
 			if err := json.Unmarshal([]byte(env[i].Value), &existing); err != nil {
 				return nil, fmt.Errorf("meshdouble: existing %s on %s is not a JSON object: %w",
-					mesh.KubeAppProbersEnv, mesh.ProxyContainerName, err)
+					istiomesh.KubeAppProbersEnv, istiomesh.ProxyContainerName, err)
 			}
 			for k, v := range existing {
 				merged[k] = v
@@ -392,22 +392,22 @@ func mergeProbers(env []corev1.EnvVar, newProbers string) ([]corev1.EnvVar, erro
 			return nil, fmt.Errorf("meshdouble: serialize merged app probers: %w", err)
 		}
 		out := append([]corev1.EnvVar(nil), env...)
-		out[i] = corev1.EnvVar{Name: mesh.KubeAppProbersEnv, Value: string(b)}
+		out[i] = corev1.EnvVar{Name: istiomesh.KubeAppProbersEnv, Value: string(b)}
 		return out, nil
 	}
-	return append(env, corev1.EnvVar{Name: mesh.KubeAppProbersEnv, Value: newProbers}), nil
+	return append(env, corev1.EnvVar{Name: istiomesh.KubeAppProbersEnv, Value: newProbers}), nil
 }
 
 // patchRewriteProbe is Istio's patchRewriteProbe with the status port already
 // resolved: every container and init container except istio-proxy.
 func patchRewriteProbe(spec *corev1.PodSpec, statusPort int32) {
 	for i := range spec.Containers {
-		if spec.Containers[i].Name != mesh.ProxyContainerName {
+		if spec.Containers[i].Name != istiomesh.ProxyContainerName {
 			convertProbes(&spec.Containers[i], statusPort)
 		}
 	}
 	for i := range spec.InitContainers {
-		if spec.InitContainers[i].Name != mesh.ProxyContainerName {
+		if spec.InitContainers[i].Name != istiomesh.ProxyContainerName {
 			convertProbes(&spec.InitContainers[i], statusPort)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 func httpProbe(port intstr.IntOrString, path string) *corev1.Probe {
@@ -48,7 +48,7 @@ func proxies(spec *corev1.PodSpec) []corev1.Container {
 	var out []corev1.Container
 	for _, cs := range [][]corev1.Container{spec.Containers, spec.InitContainers} {
 		for _, c := range cs {
-			if c.Name == mesh.ProxyContainerName {
+			if c.Name == istiomesh.ProxyContainerName {
 				out = append(out, c)
 			}
 		}
@@ -61,7 +61,7 @@ func probersEnv(spec *corev1.PodSpec) []string {
 	var out []string
 	for _, p := range proxies(spec) {
 		for _, e := range p.Env {
-			if e.Name == mesh.KubeAppProbersEnv {
+			if e.Name == istiomesh.KubeAppProbersEnv {
 				out = append(out, e.Value)
 			}
 		}
@@ -75,8 +75,8 @@ func TestInjectAddsProxyOnceAndIsIdempotent(t *testing.T) {
 		annotations map[string]string
 	}{
 		{name: "default status port"},
-		{name: "status port annotation", annotations: map[string]string{mesh.StatusPortAnnotation: "123"}},
-		{name: "rewrite off", annotations: map[string]string{mesh.RewriteAnnotation: "false"}},
+		{name: "status port annotation", annotations: map[string]string{istiomesh.StatusPortAnnotation: "123"}},
+		{name: "rewrite off", annotations: map[string]string{istiomesh.RewriteAnnotation: "false"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -107,7 +107,7 @@ func TestInjectAddsProxyOnceAndIsIdempotent(t *testing.T) {
 func TestInjectKeepsExistingProxy(t *testing.T) {
 	g := NewWithT(t)
 	pod := webPod(nil)
-	native := corev1.Container{Name: mesh.ProxyContainerName, Image: "mine",
+	native := corev1.Container{Name: istiomesh.ProxyContainerName, Image: "mine",
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}
 	pod.Spec.InitContainers = []corev1.Container{native}
 
@@ -131,16 +131,16 @@ func TestInjectRewriteDecision(t *testing.T) {
 	}{
 		{name: "absent, mesh on", meshDefault: true, want: true},
 		{name: "absent, mesh off", meshDefault: false, want: false},
-		{name: "true, mesh off", annotations: map[string]string{mesh.RewriteAnnotation: "true"}, want: true},
-		{name: "TRUE, mesh off", annotations: map[string]string{mesh.RewriteAnnotation: "TRUE"}, want: true},
-		{name: "1, mesh off", annotations: map[string]string{mesh.RewriteAnnotation: "1"}, want: true},
-		{name: "false, mesh on", annotations: map[string]string{mesh.RewriteAnnotation: "false"}, meshDefault: true, want: false},
-		{name: "F, mesh on", annotations: map[string]string{mesh.RewriteAnnotation: "F"}, meshDefault: true, want: false},
-		{name: "0, mesh on", annotations: map[string]string{mesh.RewriteAnnotation: "0"}, meshDefault: true, want: false},
-		{name: "unparsable yes, mesh off", annotations: map[string]string{mesh.RewriteAnnotation: "yes"}, want: false},
-		{name: "unparsable no, mesh on", annotations: map[string]string{mesh.RewriteAnnotation: "no"}, meshDefault: true, want: true},
-		{name: "empty, mesh on", annotations: map[string]string{mesh.RewriteAnnotation: ""}, meshDefault: true, want: true},
-		{name: "empty, mesh off", annotations: map[string]string{mesh.RewriteAnnotation: ""}, want: false},
+		{name: "true, mesh off", annotations: map[string]string{istiomesh.RewriteAnnotation: "true"}, want: true},
+		{name: "TRUE, mesh off", annotations: map[string]string{istiomesh.RewriteAnnotation: "TRUE"}, want: true},
+		{name: "1, mesh off", annotations: map[string]string{istiomesh.RewriteAnnotation: "1"}, want: true},
+		{name: "false, mesh on", annotations: map[string]string{istiomesh.RewriteAnnotation: "false"}, meshDefault: true, want: false},
+		{name: "F, mesh on", annotations: map[string]string{istiomesh.RewriteAnnotation: "F"}, meshDefault: true, want: false},
+		{name: "0, mesh on", annotations: map[string]string{istiomesh.RewriteAnnotation: "0"}, meshDefault: true, want: false},
+		{name: "unparsable yes, mesh off", annotations: map[string]string{istiomesh.RewriteAnnotation: "yes"}, want: false},
+		{name: "unparsable no, mesh on", annotations: map[string]string{istiomesh.RewriteAnnotation: "no"}, meshDefault: true, want: true},
+		{name: "empty, mesh on", annotations: map[string]string{istiomesh.RewriteAnnotation: ""}, meshDefault: true, want: true},
+		{name: "empty, mesh off", annotations: map[string]string{istiomesh.RewriteAnnotation: ""}, want: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -168,7 +168,7 @@ func TestInjectRewriteDecision(t *testing.T) {
 func TestInjectStatusPort(t *testing.T) {
 	t.Run("annotation moves the kubelet target, not the document", func(t *testing.T) {
 		g := NewWithT(t)
-		pod := webPod(map[string]string{mesh.StatusPortAnnotation: "123"})
+		pod := webPod(map[string]string{istiomesh.StatusPortAnnotation: "123"})
 		_, err := Inject(pod, Config{RewriteAppHTTPProbe: true})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.Containers[0].ReadinessProbe).To(Equal(rewrittenProbe(123, "/app-health/web/readyz")))
@@ -187,7 +187,7 @@ func TestInjectStatusPort(t *testing.T) {
 		// probe on 15020 is "already rewritten" even when the pod's own
 		// status port is 123; the kubelet probe still moves to 123.
 		g := NewWithT(t)
-		pod := webPod(map[string]string{mesh.StatusPortAnnotation: "123"})
+		pod := webPod(map[string]string{istiomesh.StatusPortAnnotation: "123"})
 		pod.Spec.Containers[0].LivenessProbe = httpProbe(intstr.FromInt32(15020), "/custom")
 		_, err := Inject(pod, Config{RewriteAppHTTPProbe: true})
 		g.Expect(err).NotTo(HaveOccurred())
@@ -196,7 +196,7 @@ func TestInjectStatusPort(t *testing.T) {
 	})
 	t.Run("0 points probes at port 0 and drops the proxy readiness probe", func(t *testing.T) {
 		g := NewWithT(t)
-		pod := webPod(map[string]string{mesh.StatusPortAnnotation: "0"})
+		pod := webPod(map[string]string{istiomesh.StatusPortAnnotation: "0"})
 		_, err := Inject(pod, Config{RewriteAppHTTPProbe: true})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.Containers[0].ReadinessProbe).To(Equal(rewrittenProbe(0, "/app-health/web/readyz")))
@@ -205,10 +205,10 @@ func TestInjectStatusPort(t *testing.T) {
 	for _, bad := range []string{"abc", "-1", "65536", ""} {
 		t.Run("invalid "+bad+" fails injection", func(t *testing.T) {
 			g := NewWithT(t)
-			pod := webPod(map[string]string{mesh.StatusPortAnnotation: bad})
+			pod := webPod(map[string]string{istiomesh.StatusPortAnnotation: bad})
 			before := pod.DeepCopy()
 			_, err := Inject(pod, Config{RewriteAppHTTPProbe: true})
-			g.Expect(err).To(MatchError(ContainSubstring(mesh.StatusPortAnnotation)))
+			g.Expect(err).To(MatchError(ContainSubstring(istiomesh.StatusPortAnnotation)))
 			g.Expect(pod).To(Equal(before))
 		})
 	}
@@ -216,9 +216,9 @@ func TestInjectStatusPort(t *testing.T) {
 
 func TestInjectMergesExistingProbers(t *testing.T) {
 	existingProxy := func(value string) corev1.Container {
-		return corev1.Container{Name: mesh.ProxyContainerName, Image: "proxy", Env: []corev1.EnvVar{
+		return corev1.Container{Name: istiomesh.ProxyContainerName, Image: "proxy", Env: []corev1.EnvVar{
 			{Name: "A", Value: "a"},
-			{Name: mesh.KubeAppProbersEnv, Value: value},
+			{Name: istiomesh.KubeAppProbersEnv, Value: value},
 			{Name: "B", Value: "b"},
 		}}
 	}
@@ -251,7 +251,7 @@ func TestInjectMergesExistingProbers(t *testing.T) {
 			env := pod.Spec.Containers[1].Env
 			g.Expect(env).To(HaveLen(3), "merged in place, not appended")
 			g.Expect(env[0]).To(Equal(corev1.EnvVar{Name: "A", Value: "a"}))
-			g.Expect(env[1].Name).To(Equal(mesh.KubeAppProbersEnv))
+			g.Expect(env[1].Name).To(Equal(istiomesh.KubeAppProbersEnv))
 			g.Expect(env[1].Value).To(MatchJSON(tc.want))
 			g.Expect(env[2]).To(Equal(corev1.EnvVar{Name: "B", Value: "b"}))
 		})
@@ -261,7 +261,7 @@ func TestInjectMergesExistingProbers(t *testing.T) {
 		pod := webPod(nil)
 		pod.Spec.Containers = append(pod.Spec.Containers, existingProxy(`not json`))
 		_, err := Inject(pod, Config{RewriteAppHTTPProbe: true})
-		g.Expect(err).To(MatchError(ContainSubstring(mesh.KubeAppProbersEnv)))
+		g.Expect(err).To(MatchError(ContainSubstring(istiomesh.KubeAppProbersEnv)))
 	})
 }
 
@@ -393,7 +393,7 @@ func TestRewriteProbesCoversInitContainersAndSkipsProxy(t *testing.T) {
 		InitContainers: []corev1.Container{
 			{Name: "native", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 				ReadinessProbe: httpProbe(intstr.FromInt32(3333), "")},
-			{Name: mesh.ProxyContainerName, ReadinessProbe: proxyProbe.DeepCopy()},
+			{Name: istiomesh.ProxyContainerName, ReadinessProbe: proxyProbe.DeepCopy()},
 		},
 		Containers: []corev1.Container{{Name: "main", LivenessProbe: httpProbe(intstr.FromInt32(80), "/")}},
 	}
@@ -419,13 +419,13 @@ func TestRewriteProbesDoesNotAliasInput(t *testing.T) {
 }
 
 // The double formats prober URLs itself; they must agree with the operator's
-// mesh.ProberPath, or one of the two is wrong.
+// istiomesh.ProberPath, or one of the two is wrong.
 func TestProberURLsAgreeWithMeshProberPath(t *testing.T) {
 	g := NewWithT(t)
 	u := formatProberURL("c-1")
-	g.Expect(u.readyz).To(Equal(mesh.ProberPath("c-1", v1alpha1.ProbeReadiness)))
-	g.Expect(u.livez).To(Equal(mesh.ProberPath("c-1", v1alpha1.ProbeLiveness)))
-	g.Expect(u.startupz).To(Equal(mesh.ProberPath("c-1", v1alpha1.ProbeStartup)))
+	g.Expect(u.readyz).To(Equal(istiomesh.ProberPath("c-1", v1alpha1.ProbeReadiness)))
+	g.Expect(u.livez).To(Equal(istiomesh.ProberPath("c-1", v1alpha1.ProbeLiveness)))
+	g.Expect(u.startupz).To(Equal(istiomesh.ProberPath("c-1", v1alpha1.ProbeStartup)))
 }
 
 func TestSidecarStatusIsJSON(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 )
 
@@ -261,15 +261,15 @@ func CollectFacts(pod *corev1.Pod, meshStatusPort int32, modes PortModes) []Prob
 		modes = func(int32) v1alpha1.MTLSMode { return v1alpha1.MTLSPermissive }
 	}
 	if meshStatusPort == 0 {
-		meshStatusPort = mesh.DefaultStatusPort
+		meshStatusPort = istiomesh.DefaultStatusPort
 	}
 	sidecar := findSidecar(&pod.Spec)
 	// An invalid annotation was rejected by the injector already; fall back quietly.
-	statusPort, _ := mesh.StatusPort(pod.Annotations, meshStatusPort)
+	statusPort, _ := istiomesh.StatusPort(pod.Annotations, meshStatusPort)
 	entries := map[string]*prober{}
 	if sidecar != nil {
 		for _, e := range sidecar.Env {
-			if e.Name == mesh.KubeAppProbersEnv && e.Value != "" {
+			if e.Name == istiomesh.KubeAppProbersEnv && e.Value != "" {
 				_ = json.Unmarshal([]byte(e.Value), &entries) // unreadable: no entries
 			}
 		}
@@ -278,7 +278,7 @@ func CollectFacts(pod *corev1.Pod, meshStatusPort int32, modes PortModes) []Prob
 
 	var out []ProbeFacts
 	for _, c := range allContainers(&pod.Spec) {
-		if c.Name == mesh.ProxyContainerName {
+		if c.Name == istiomesh.ProxyContainerName {
 			continue
 		}
 		urls := formatProberURL(c.Name)

@@ -23,7 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 const (
@@ -104,7 +104,7 @@ func verdictPodOf(annotations map[string]string, containers ...corev1.Container)
 	}
 }
 
-func rewriteOn() map[string]string { return map[string]string{mesh.RewriteAnnotation: "true"} }
+func rewriteOn() map[string]string { return map[string]string{istiomesh.RewriteAnnotation: "true"} }
 
 func TestJudgeRules(t *testing.T) {
 	for _, tc := range []struct {
@@ -132,7 +132,7 @@ func TestJudgeRules(t *testing.T) {
 			pod: verdictPodOf(rewriteOn(), nginx80), inject: true, policies: []*securityv1.PeerAuthentication{nsStrict},
 			want: VerdictPass, rule: "rewritten-probe-bypasses-mtls"},
 		{name: "STRICT, rewritten to a custom status port: pass",
-			pod:    verdictPodOf(map[string]string{mesh.RewriteAnnotation: "true", mesh.StatusPortAnnotation: "15555"}, nginx80),
+			pod:    verdictPodOf(map[string]string{istiomesh.RewriteAnnotation: "true", istiomesh.StatusPortAnnotation: "15555"}, nginx80),
 			inject: true, policies: []*securityv1.PeerAuthentication{nsStrict},
 			want: VerdictPass, rule: "rewritten-probe-bypasses-mtls"},
 		{name: "no policy (PERMISSIVE), not rewritten: pass",

@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // WebhookPath is the path the double's injection webhook is served at (the
@@ -24,7 +24,7 @@ const WebhookPath = "/inject"
 // object is 3 MiB.
 const maxReviewBytes = 8 << 20
 
-// namespaceNameLabel is set by the API server on every namespace; mesh.Injection
+// namespaceNameLabel is set by the API server on every namespace; istiomesh.Injection
 // reads it to recognise system namespaces.
 const namespaceNameLabel = "kubernetes.io/metadata.name"
 
@@ -33,7 +33,7 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 // istiod's sidecar-injector webhook, to be registered with a real
 // kube-apiserver (admissionReviewVersions ["v1"], rules: CREATE pods).
 //
-// Which pods are injected is decided by mesh.Injection(namespace labels, pod
+// Which pods are injected is decided by istiomesh.Injection(namespace labels, pod
 // labels, pod annotations), the default istio-discovery webhook selectors
 // plus injectRequired; pods with spec.hostNetwork are never injected, as in
 // Istio. Pods the real injector would not inject, other resources and other
@@ -131,7 +131,7 @@ func (w *Webhook) admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	if pod.Spec.HostNetwork {
 		return &admissionv1.AdmissionResponse{Allowed: true}
 	}
-	if injected, _ := mesh.Injection(nsLabels, pod.Labels, pod.Annotations, mesh.IstioVersion{}); !injected {
+	if injected, _ := istiomesh.Injection(nsLabels, pod.Labels, pod.Annotations, istiomesh.IstioVersion{}); !injected {
 		return &admissionv1.AdmissionResponse{Allowed: true}
 	}
 

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
 // namespaces is a fake namespace label lookup.
@@ -110,7 +110,7 @@ func TestWebhookPatchYieldsInjectResult(t *testing.T) {
 		{name: "namespace enabled, mesh default on", namespace: "mesh",
 			cfg: Config{RewriteAppHTTPProbe: true}, rewritten: true},
 		{name: "namespace enabled, opt-in mesh, pod opts in", namespace: "mesh",
-			annotations: map[string]string{mesh.RewriteAnnotation: "true"}, rewritten: true},
+			annotations: map[string]string{istiomesh.RewriteAnnotation: "true"}, rewritten: true},
 		{name: "namespace enabled, opt-in mesh, no annotation", namespace: "mesh", rewritten: false},
 		{name: "namespace revision", namespace: "rev",
 			cfg: Config{RewriteAppHTTPProbe: true, StatusPort: 15021}, rewritten: true},
@@ -118,7 +118,7 @@ func TestWebhookPatchYieldsInjectResult(t *testing.T) {
 			labels: map[string]string{"sidecar.istio.io/inject": "true"},
 			cfg:    Config{RewriteAppHTTPProbe: true}, rewritten: true},
 		{name: "status port annotation", namespace: "mesh",
-			annotations: map[string]string{mesh.StatusPortAnnotation: "123"},
+			annotations: map[string]string{istiomesh.StatusPortAnnotation: "123"},
 			cfg:         Config{RewriteAppHTTPProbe: true}, rewritten: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,11 +208,11 @@ func TestWebhookDenies(t *testing.T) {
 	t.Run("invalid status port annotation", func(t *testing.T) {
 		g := NewWithT(t)
 		srv := newTestServer(t, Config{RewriteAppHTTPProbe: true})
-		pod := webPod(map[string]string{mesh.StatusPortAnnotation: "http"})
+		pod := webPod(map[string]string{istiomesh.StatusPortAnnotation: "http"})
 		review := admit(g, srv, reviewFor(g, admissionv1.Create, "mesh", pod))
 		g.Expect(review.Response.Allowed).To(BeFalse())
 		g.Expect(review.Response.Patch).To(BeNil())
-		g.Expect(review.Response.Result.Message).To(ContainSubstring(mesh.StatusPortAnnotation))
+		g.Expect(review.Response.Result.Message).To(ContainSubstring(istiomesh.StatusPortAnnotation))
 	})
 	t.Run("namespace lookup fails", func(t *testing.T) {
 		g := NewWithT(t)

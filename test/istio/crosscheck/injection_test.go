@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/test/istio/istiod"
 )
 
@@ -162,7 +162,7 @@ func TestInjectionDecisionAgreesWithIstio(t *testing.T) {
 								for _, cp := range planes {
 									want = want || cp.injects(t, nsLabels, pod)
 								}
-								got := mesh.ReadTemplate(nsLabels, template, mesh.DefaultStatusPort, mesh.IstioVersion{})
+								got := istiomesh.ReadTemplate(nsLabels, template, istiomesh.DefaultStatusPort, istiomesh.IstioVersion{})
 								compared++
 								if want {
 									injected++

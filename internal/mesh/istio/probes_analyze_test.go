@@ -1,4 +1,4 @@
-package probes
+package istio
 
 import (
 	"strings"
@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
 func httpProbe(port intstr.IntOrString, path string) *corev1.Probe {
@@ -38,7 +38,7 @@ func TestAnalyzeHazards(t *testing.T) {
 		name       string
 		spec       corev1.PodSpec
 		statusPort int32
-		want       Probe
+		want       probes.Probe
 		wantMsg    []string // substrings of HazardMessage
 	}{
 		{
@@ -47,7 +47,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				{Name: "web", ReadinessProbe: httpProbe(intstr.FromInt32(80), "/index.html")},
 			}},
 			statusPort: 15020,
-			want:       Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Original: "HTTP :80/index.html"},
+			want:       probes.Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Original: "HTTP :80/index.html"},
 		},
 		{
 			name: "host set",
@@ -55,7 +55,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				HTTPGet: &corev1.HTTPGetAction{Host: "example.com", Port: intstr.FromInt32(80), Path: "/healthz"},
 			}}}}},
 			statusPort: 15020,
-			want: Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "example.com",
+			want: probes.Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "example.com",
 				Original: "HTTP example.com:80/healthz", Hazard: v1alpha1.StatusReasonHostSet},
 			wantMsg: []string{`"example.com"`, "example.com:15020/app-health/web/readyz"},
 		},
@@ -67,7 +67,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				LivenessProbe: httpProbe(named("http"), "/live"),
 			}}},
 			statusPort: 15020,
-			want:       Probe{Container: "web", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerHTTP, Port: 8080, PortName: "http", Original: "HTTP :8080/live"},
+			want:       probes.Probe{Container: "web", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerHTTP, Port: 8080, PortName: "http", Original: "HTTP :8080/live"},
 		},
 		{
 			name: "named port declared only on another container",
@@ -76,7 +76,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				{Name: "exporter", Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9100}}},
 			}},
 			statusPort: 15020,
-			want: Probe{Container: "web", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerHTTP, PortName: "metrics",
+			want: probes.Probe{Container: "web", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerHTTP, PortName: "metrics",
 				Original: "HTTP :metrics/live", Hazard: v1alpha1.StatusReasonNamedPortNotDeclared},
 			wantMsg: []string{`"metrics"`, `only container "exporter"`, "400"},
 		},
@@ -86,9 +86,9 @@ func TestAnalyzeHazards(t *testing.T) {
 				{Name: "db", ReadinessProbe: tcpProbe(named("sql"))},
 			}},
 			statusPort: 15020,
-			want: Probe{Container: "db", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerTCP, PortName: "sql",
+			want: probes.Probe{Container: "db", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerTCP, PortName: "sql",
 				Original: "TCP :sql", Hazard: v1alpha1.StatusReasonNamedPortNotDeclared},
-			wantMsg: []string{`"sql"`, mesh.KubeAppProbersEnv},
+			wantMsg: []string{`"sql"`, KubeAppProbersEnv},
 		},
 		{
 			name: "status port 0 on HTTP",
@@ -96,9 +96,9 @@ func TestAnalyzeHazards(t *testing.T) {
 				{Name: "web", StartupProbe: httpProbe(intstr.FromInt32(80), "")},
 			}},
 			statusPort: 0,
-			want: Probe{Container: "web", Kind: v1alpha1.ProbeStartup, Handler: v1alpha1.HandlerHTTP, Port: 80,
+			want: probes.Probe{Container: "web", Kind: v1alpha1.ProbeStartup, Handler: v1alpha1.HandlerHTTP, Port: 80,
 				Original: "HTTP :80/", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
-			wantMsg: []string{mesh.StatusPortAnnotation, "startup"},
+			wantMsg: []string{StatusPortAnnotation, "startup"},
 		},
 		{
 			name: "status port 0 on TCP",
@@ -106,7 +106,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				{Name: "db", ReadinessProbe: tcpProbe(intstr.FromInt32(2940))},
 			}},
 			statusPort: 0,
-			want: Probe{Container: "db", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerTCP, Port: 2940,
+			want: probes.Probe{Container: "db", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerTCP, Port: 2940,
 				Original: "TCP :2940", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
 		},
 		{
@@ -115,7 +115,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				{Name: "api", ReadinessProbe: grpcProbe(ptr("foo"))},
 			}},
 			statusPort: 0,
-			want: Probe{Container: "api", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerGRPC, Port: 9090,
+			want: probes.Probe{Container: "api", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerGRPC, Port: 9090,
 				Original: "GRPC :9090 service=foo", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
 		},
 		{
@@ -124,7 +124,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				HTTPGet: &corev1.HTTPGetAction{Host: "10.0.0.1", Port: intstr.FromInt32(80)},
 			}}}}},
 			statusPort: 0,
-			want: Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "10.0.0.1",
+			want: probes.Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "10.0.0.1",
 				Original: "HTTP 10.0.0.1:80/", Hazard: v1alpha1.StatusReasonStatusPortDisabled},
 		},
 		{
@@ -133,7 +133,7 @@ func TestAnalyzeHazards(t *testing.T) {
 				{Name: "job", LivenessProbe: execProbe("cat", "/tmp/healthy")},
 			}},
 			statusPort: 0,
-			want:       Probe{Container: "job", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerExec, Original: "exec cat /tmp/healthy"},
+			want:       probes.Probe{Container: "job", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerExec, Original: "exec cat /tmp/healthy"},
 		},
 	}
 	for _, tt := range tests {
@@ -160,7 +160,7 @@ func TestAnalyzeHazards(t *testing.T) {
 func TestAnalyzeNamedPortDeclaredNowhereHasNoOwnerHint(t *testing.T) {
 	g := NewWithT(t)
 	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "web", ReadinessProbe: httpProbe(intstr.FromString("http"), "/")}}}
-	got := Analyze(&spec, mesh.DefaultStatusPort)
+	got := Analyze(&spec, DefaultStatusPort)
 	g.Expect(got).To(HaveLen(1))
 	g.Expect(got[0].Hazard).To(Equal(v1alpha1.StatusReasonNamedPortNotDeclared))
 	g.Expect(got[0].HazardMessage).NotTo(ContainSubstring("only container"))
@@ -171,7 +171,7 @@ func TestAnalyzeOrderingInitContainersAndProxy(t *testing.T) {
 	spec := corev1.PodSpec{
 		InitContainers: []corev1.Container{
 			{Name: "migrate"}, // no probes
-			{Name: mesh.ProxyContainerName, ReadinessProbe: httpProbe(intstr.FromInt32(15021), "/healthz/ready")},
+			{Name: ProxyContainerName, ReadinessProbe: httpProbe(intstr.FromInt32(15021), "/healthz/ready")},
 			{Name: "log-shipper", RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways), StartupProbe: tcpProbe(intstr.FromInt32(24224))},
 		},
 		Containers: []corev1.Container{
@@ -181,7 +181,7 @@ func TestAnalyzeOrderingInitContainersAndProxy(t *testing.T) {
 				LivenessProbe:  tcpProbe(intstr.FromInt32(81)),
 				ReadinessProbe: httpProbe(intstr.FromInt32(80), "ready"),
 			},
-			{Name: mesh.ProxyContainerName, StartupProbe: httpProbe(intstr.FromInt32(15021), "/healthz/ready")},
+			{Name: ProxyContainerName, StartupProbe: httpProbe(intstr.FromInt32(15021), "/healthz/ready")},
 			{
 				Name:           "b",
 				LivenessProbe:  execProbe("true"),
@@ -189,9 +189,9 @@ func TestAnalyzeOrderingInitContainersAndProxy(t *testing.T) {
 			},
 		},
 	}
-	got := Analyze(&spec, mesh.DefaultStatusPort)
+	got := Analyze(&spec, DefaultStatusPort)
 	type row struct {
-		Key      Key
+		Key      probes.Key
 		Init     bool
 		Handler  v1alpha1.ProbeHandler
 		Original string
@@ -201,16 +201,16 @@ func TestAnalyzeOrderingInitContainersAndProxy(t *testing.T) {
 		rows = append(rows, row{Key: p.Key(), Init: p.Init, Handler: p.Handler, Original: p.Original})
 	}
 	g.Expect(rows).To(Equal([]row{
-		{Key: Key{"a", v1alpha1.ProbeReadiness}, Handler: v1alpha1.HandlerHTTP, Original: "HTTP :80/ready"},
-		{Key: Key{"a", v1alpha1.ProbeLiveness}, Handler: v1alpha1.HandlerTCP, Original: "TCP :81"},
-		{Key: Key{"a", v1alpha1.ProbeStartup}, Handler: v1alpha1.HandlerGRPC, Original: "GRPC :9090"},
-		{Key: Key{"b", v1alpha1.ProbeLiveness}, Handler: v1alpha1.HandlerExec, Original: "exec true"},
-		{Key: Key{"log-shipper", v1alpha1.ProbeStartup}, Init: true, Handler: v1alpha1.HandlerTCP, Original: "TCP :24224"},
+		{Key: probes.Key{Container: "a", Kind: v1alpha1.ProbeReadiness}, Handler: v1alpha1.HandlerHTTP, Original: "HTTP :80/ready"},
+		{Key: probes.Key{Container: "a", Kind: v1alpha1.ProbeLiveness}, Handler: v1alpha1.HandlerTCP, Original: "TCP :81"},
+		{Key: probes.Key{Container: "a", Kind: v1alpha1.ProbeStartup}, Handler: v1alpha1.HandlerGRPC, Original: "GRPC :9090"},
+		{Key: probes.Key{Container: "b", Kind: v1alpha1.ProbeLiveness}, Handler: v1alpha1.HandlerExec, Original: "exec true"},
+		{Key: probes.Key{Container: "log-shipper", Kind: v1alpha1.ProbeStartup}, Init: true, Handler: v1alpha1.HandlerTCP, Original: "TCP :24224"},
 	}))
 }
 
 func TestAnalyzeNilSpec(t *testing.T) {
-	NewWithT(t).Expect(Analyze(nil, mesh.DefaultStatusPort)).To(BeEmpty())
+	NewWithT(t).Expect(Analyze(nil, DefaultStatusPort)).To(BeEmpty())
 }
 
 func TestOriginalFormats(t *testing.T) {
@@ -242,7 +242,7 @@ func TestOriginalFormats(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "c", ReadinessProbe: tt.probe}}}
-			got := Analyze(&spec, mesh.DefaultStatusPort)
+			got := Analyze(&spec, DefaultStatusPort)
 			g.Expect(got).To(HaveLen(1))
 			g.Expect(got[0].Original).To(Equal(tt.want))
 		})
@@ -255,9 +255,9 @@ func TestOriginalTruncatesLongExec(t *testing.T) {
 		Name:          "c",
 		LivenessProbe: execProbe("sh", "-c", strings.Repeat("é", 300)),
 	}}}
-	got := Analyze(&spec, mesh.DefaultStatusPort)
+	got := Analyze(&spec, DefaultStatusPort)
 	g.Expect(got).To(HaveLen(1))
-	g.Expect(utf8.RuneCountInString(got[0].Original)).To(Equal(maxExecText))
+	g.Expect(utf8.RuneCountInString(got[0].Original)).To(Equal(probes.MaxExecText))
 	g.Expect(got[0].Original).To(HavePrefix("exec sh -c é"))
 	g.Expect(got[0].Original).To(HaveSuffix("…"))
 }
@@ -265,21 +265,21 @@ func TestOriginalTruncatesLongExec(t *testing.T) {
 func TestRewrittenTarget(t *testing.T) {
 	tests := []struct {
 		name       string
-		probe      Probe
+		probe      probes.Probe
 		statusPort int32
 		want       string
 	}{
-		{name: "HTTP readiness", probe: Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80},
+		{name: "HTTP readiness", probe: probes.Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80},
 			statusPort: 15020, want: "HTTP :15020/app-health/web/readyz"},
-		{name: "HTTPS becomes HTTP", probe: Probe{Container: "web", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerHTTP, Port: 8443, Original: "HTTPS :8443/"},
+		{name: "HTTPS becomes HTTP", probe: probes.Probe{Container: "web", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerHTTP, Port: 8443, Original: "HTTPS :8443/"},
 			statusPort: 15020, want: "HTTP :15020/app-health/web/livez"},
-		{name: "HTTP host is kept", probe: Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "example.com"},
+		{name: "HTTP host is kept", probe: probes.Probe{Container: "web", Kind: v1alpha1.ProbeReadiness, Handler: v1alpha1.HandlerHTTP, Port: 80, Host: "example.com"},
 			statusPort: 15020, want: "HTTP example.com:15020/app-health/web/readyz"},
-		{name: "TCP on custom status port", probe: Probe{Container: "db", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerTCP, Port: 5432, Host: "db"},
+		{name: "TCP on custom status port", probe: probes.Probe{Container: "db", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerTCP, Port: 5432, Host: "db"},
 			statusPort: 123, want: "HTTP :123/app-health/db/livez"},
-		{name: "GRPC startup", probe: Probe{Container: "api", Kind: v1alpha1.ProbeStartup, Handler: v1alpha1.HandlerGRPC, Port: 9090},
+		{name: "GRPC startup", probe: probes.Probe{Container: "api", Kind: v1alpha1.ProbeStartup, Handler: v1alpha1.HandlerGRPC, Port: 9090},
 			statusPort: 15020, want: "HTTP :15020/app-health/api/startupz"},
-		{name: "exec", probe: Probe{Container: "job", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerExec},
+		{name: "exec", probe: probes.Probe{Container: "job", Kind: v1alpha1.ProbeLiveness, Handler: v1alpha1.HandlerExec},
 			statusPort: 15020, want: ""},
 	}
 	for _, tt := range tests {

@@ -1,4 +1,4 @@
-package probes
+package istio
 
 import (
 	"encoding/json"
@@ -47,7 +47,7 @@ func FuzzAnalyzeAndVerify(f *testing.F) {
 // goldenPodSpecs returns the pod specs of ../shared/fixtures/istio-inject as JSON.
 func goldenPodSpecs(f *testing.F) [][]byte {
 	f.Helper()
-	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "fixtures", "istio-inject", "*"))
+	files, _ := filepath.Glob(filepath.Join(istioInjectDir, "*"))
 	var out [][]byte
 	for _, file := range files {
 		data, err := os.ReadFile(file)

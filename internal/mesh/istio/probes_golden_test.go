@@ -1,4 +1,4 @@
-package probes
+package istio
 
 import (
 	"encoding/json"
@@ -15,12 +15,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
 // istioInjectDir holds Istio's injector golden files (pkg/kube/inject/testdata/inject),
 // read in place from the shared fixtures.
-const istioInjectDir = "../../../shared/fixtures/istio-inject"
+const istioInjectDir = "../../../../shared/fixtures/istio-inject"
 
 // goldenPod is the part of a fixture the checks need: the pod template's (or
 // pod's) annotations and spec.
@@ -69,11 +69,11 @@ func loadGoldenPod(t *testing.T, path string) goldenPod {
 // below cannot pass vacuously.
 type goldenExpectation struct {
 	statusPort int32
-	setting    mesh.RewriteSetting
-	nonExec    []Key // non-exec probes of the input, in Analyze order
+	setting    RewriteSetting
+	nonExec    []probes.Key // non-exec probes of the input, in Analyze order
 }
 
-func key(c string, k v1alpha1.ProbeKind) Key { return Key{Container: c, Kind: k} }
+func key(c string, k v1alpha1.ProbeKind) probes.Key { return probes.Key{Container: c, Kind: k} }
 
 var (
 	ready   = v1alpha1.ProbeReadiness
@@ -82,17 +82,17 @@ var (
 )
 
 var goldenExpectations = map[string]goldenExpectation{
-	"hello-probes": {statusPort: 15020, nonExec: []Key{key("hello", ready), key("hello", live), key("world", live)}},
-	"hello-probes-with-flag-set-in-annotation":   {statusPort: 15020, setting: mesh.RewriteEnabled, nonExec: []Key{key("hello", ready), key("hello", live), key("world", live)}},
-	"hello-probes-with-flag-unset-in-annotation": {statusPort: 15020, setting: mesh.RewriteDisabled, nonExec: []Key{key("hello", ready), key("hello", live), key("world", live)}},
-	"https-probes":       {statusPort: 15020, nonExec: []Key{key("hello", ready), key("hello", live), key("world", live)}},
-	"named_port":         {statusPort: 15020, nonExec: []Key{key("hello", ready)}},
-	"native-sidecar":     {statusPort: 15020, nonExec: []Key{key("other-sidecar", ready)}},
-	"ready_live":         {statusPort: 15020, nonExec: []Key{key("hello", ready), key("hello", live), key("world", live)}},
-	"startup_only":       {statusPort: 15020, nonExec: []Key{key("hello", startup)}},
+	"hello-probes": {statusPort: 15020, nonExec: []probes.Key{key("hello", ready), key("hello", live), key("world", live)}},
+	"hello-probes-with-flag-set-in-annotation":   {statusPort: 15020, setting: RewriteEnabled, nonExec: []probes.Key{key("hello", ready), key("hello", live), key("world", live)}},
+	"hello-probes-with-flag-unset-in-annotation": {statusPort: 15020, setting: RewriteDisabled, nonExec: []probes.Key{key("hello", ready), key("hello", live), key("world", live)}},
+	"https-probes":       {statusPort: 15020, nonExec: []probes.Key{key("hello", ready), key("hello", live), key("world", live)}},
+	"named_port":         {statusPort: 15020, nonExec: []probes.Key{key("hello", ready)}},
+	"native-sidecar":     {statusPort: 15020, nonExec: []probes.Key{key("other-sidecar", ready)}},
+	"ready_live":         {statusPort: 15020, nonExec: []probes.Key{key("hello", ready), key("hello", live), key("world", live)}},
+	"startup_only":       {statusPort: 15020, nonExec: []probes.Key{key("hello", startup)}},
 	"status_annotations": {statusPort: 123},
-	"tcp-probes":         {statusPort: 15020, nonExec: []Key{key("hello", ready), key("hello", live)}},
-	"two_container":      {statusPort: 15020, nonExec: []Key{key("hello", ready), key("world", ready)}},
+	"tcp-probes":         {statusPort: 15020, nonExec: []probes.Key{key("hello", ready), key("hello", live)}},
+	"two_container":      {statusPort: 15020, nonExec: []probes.Key{key("hello", ready), key("world", ready)}},
 }
 
 // TestVerifyAgainstIstioGoldenFiles checks Analyze, RewrittenTarget, VerifyPod
@@ -120,13 +120,13 @@ func TestVerifyAgainstIstioGoldenFiles(t *testing.T) {
 			input := loadGoldenPod(t, in)
 			injected := loadGoldenPod(t, in+".injected")
 
-			statusPort, err := mesh.StatusPort(input.Annotations, mesh.DefaultStatusPort)
+			statusPort, err := StatusPort(input.Annotations, DefaultStatusPort)
 			g.Expect(err).NotTo(HaveOccurred())
-			setting, _ := mesh.ReadRewriteSetting(input.Annotations)
+			setting, _ := ReadRewriteSetting(input.Annotations)
 
-			probes := Analyze(&input.Spec, statusPort)
-			var nonExec []Probe
-			for _, p := range probes {
+			analysed := Analyze(&input.Spec, statusPort)
+			var nonExec []probes.Probe
+			for _, p := range analysed {
 				if p.Handler != v1alpha1.HandlerExec {
 					nonExec = append(nonExec, p)
 				}
@@ -134,11 +134,11 @@ func TestVerifyAgainstIstioGoldenFiles(t *testing.T) {
 			if want, ok := goldenExpectations[name]; ok {
 				g.Expect(statusPort).To(Equal(want.statusPort))
 				g.Expect(setting).To(Equal(want.setting))
-				keys := []Key{}
+				keys := []probes.Key{}
 				for _, p := range nonExec {
 					keys = append(keys, p.Key())
 				}
-				g.Expect(keys).To(Equal(append([]Key{}, want.nonExec...)))
+				g.Expect(keys).To(Equal(append([]probes.Key{}, want.nonExec...)))
 			}
 
 			ver := VerifyPod(&injected.Spec, statusPort)
@@ -148,12 +148,12 @@ func TestVerifyAgainstIstioGoldenFiles(t *testing.T) {
 			probers, err := KubeAppProbers(&injected.Spec)
 			g.Expect(err).NotTo(HaveOccurred())
 
-			if setting == mesh.RewriteDisabled {
+			if setting == RewriteDisabled {
 				g.Expect(probers).To(BeNil())
 				for _, p := range nonExec {
 					v, ok := ver.Probes[p.Key()]
 					g.Expect(ok).To(BeTrue(), "no verification for %v", p.Key())
-					g.Expect(v).To(Equal(ProbeVerification{Target: p.Original, Reason: v1alpha1.StatusReasonProbeNotRewritten}), "%v", p.Key())
+					g.Expect(v).To(Equal(probes.ProbeVerification{Target: p.Original, Reason: v1alpha1.StatusReasonProbeNotRewritten}), "%v", p.Key())
 				}
 				return
 			}
@@ -162,7 +162,7 @@ func TestVerifyAgainstIstioGoldenFiles(t *testing.T) {
 				g.Expect(p.Hazard).To(BeEmpty(), "%v", p.Key())
 				v, ok := ver.Probes[p.Key()]
 				g.Expect(ok).To(BeTrue(), "no verification for %v", p.Key())
-				g.Expect(v).To(Equal(ProbeVerification{
+				g.Expect(v).To(Equal(probes.ProbeVerification{
 					Rewritten: true,
 					Target:    RewrittenTarget(p, statusPort),
 					Original:  p.Original,
@@ -170,7 +170,7 @@ func TestVerifyAgainstIstioGoldenFiles(t *testing.T) {
 			}
 
 			want := expectedAppHealthJSON(t, &input.Spec)
-			g.Expect(appHealthOnly(t, rawKubeAppProbers(&injected.Spec))).To(Equal(want), "raw %s", mesh.KubeAppProbersEnv)
+			g.Expect(appHealthOnly(t, rawKubeAppProbers(&injected.Spec))).To(Equal(want), "raw %s", KubeAppProbersEnv)
 			parsed, err := json.Marshal(probers)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(appHealthOnly(t, string(parsed))).To(Equal(want), "KubeAppProbers round trip")
@@ -193,7 +193,7 @@ func expectedAppHealthJSON(t *testing.T, spec *corev1.PodSpec) map[string]any {
 	out := map[string]any{}
 	all := append(append([]corev1.Container{}, spec.Containers...), spec.InitContainers...)
 	for _, c := range all {
-		if c.Name == mesh.ProxyContainerName {
+		if c.Name == ProxyContainerName {
 			continue
 		}
 		ports := map[string]int32{}
@@ -206,8 +206,8 @@ func expectedAppHealthJSON(t *testing.T, spec *corev1.PodSpec) map[string]any {
 			}
 			return p
 		}
-		for _, kind := range kinds {
-			pr := probeOf(&c, kind)
+		for _, kind := range probes.Kinds {
+			pr := probes.ProbeOf(&c, kind)
 			if pr == nil {
 				continue
 			}
@@ -229,7 +229,7 @@ func expectedAppHealthJSON(t *testing.T, spec *corev1.PodSpec) map[string]any {
 			if pr.TimeoutSeconds != 0 {
 				entry["timeoutSeconds"] = pr.TimeoutSeconds
 			}
-			out[mesh.ProberPath(c.Name, kind)] = entry
+			out[ProberPath(c.Name, kind)] = entry
 		}
 	}
 	b, err := json.Marshal(out)
@@ -244,7 +244,7 @@ func rawKubeAppProbers(spec *corev1.PodSpec) string {
 		return ""
 	}
 	for _, e := range proxy.Env {
-		if e.Name == mesh.KubeAppProbersEnv {
+		if e.Name == KubeAppProbersEnv {
 			return e.Value
 		}
 	}

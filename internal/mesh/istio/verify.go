@@ -1,4 +1,4 @@
-package probes
+package istio
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
 // AppProber is one entry of ISTIO_KUBE_APP_PROBERS, the shape of the
@@ -23,41 +23,11 @@ type AppProber struct {
 	TimeoutSeconds int32                   `json:"timeoutSeconds,omitempty"`
 }
 
-// ProbeVerification says whether one live probe was rewritten.
-type ProbeVerification struct {
-	// Rewritten is true when the kubelet probe is an httpGet on the status
-	// port at mesh.ProberPath with scheme HTTP (or unset), and
-	// ISTIO_KUBE_APP_PROBERS on istio-proxy is valid and holds an entry for
-	// that path.
-	Rewritten bool
-	// Target is what the kubelet probes now, in the format of Probe.Original.
-	Target string
-	// Original is the original probe recovered from ISTIO_KUBE_APP_PROBERS
-	// (format of Probe.Original; Istio has already resolved a named port
-	// there), "" if there is no valid entry.
-	Original string
-	// Reason is set when Rewritten is false: StatusReasonNoSidecar,
-	// StatusReasonProbeNotRewritten, StatusReasonMissingKubeAppProbersEntry or
-	// StatusReasonInvalidKubeAppProbers.
-	Reason v1alpha1.StatusReason
-}
-
-// PodVerification is the result of VerifyPod.
-type PodVerification struct {
-	// SidecarInjected is true when istio-proxy is in containers or, as a
-	// native sidecar, in initContainers.
-	SidecarInjected bool
-	// Probes has an entry for every HTTP, TCP and GRPC probe of every
-	// container and init container except istio-proxy. Exec probes, which
-	// Istio never rewrites, are left out.
-	Probes map[Key]ProbeVerification
-}
-
 // VerifyPod inspects a live pod (or an injected pod template) against Istio's
 // rewrite. statusPort is the port the pod's probes should target: the value
-// mesh.StatusPort gives for the pod's annotations.
-func VerifyPod(spec *corev1.PodSpec, statusPort int32) PodVerification {
-	out := PodVerification{Probes: map[Key]ProbeVerification{}}
+// StatusPort gives for the pod's annotations.
+func VerifyPod(spec *corev1.PodSpec, statusPort int32) probes.PodVerification {
+	out := probes.PodVerification{Probes: map[probes.Key]probes.ProbeVerification{}}
 	if spec == nil {
 		return out
 	}
@@ -65,18 +35,18 @@ func VerifyPod(spec *corev1.PodSpec, statusPort int32) PodVerification {
 	out.SidecarInjected = proxy != nil
 	probers, perr := KubeAppProbers(spec)
 
-	for _, ac := range appContainers(spec) {
-		for _, kind := range kinds {
-			pr := probeOf(ac.c, kind)
+	for _, ac := range probes.AppContainers(spec, ProxyContainerName) {
+		for _, kind := range probes.Kinds {
+			pr := probes.ProbeOf(ac.C, kind)
 			if pr == nil {
 				continue
 			}
-			p, _, ok := describe(ac.c, ac.init, kind, pr)
+			p, _, ok := probes.Describe(ac.C, ac.Init, kind, pr)
 			if !ok || p.Handler == v1alpha1.HandlerExec {
 				continue
 			}
-			path := mesh.ProberPath(ac.c.Name, kind)
-			v := ProbeVerification{Target: p.Original}
+			path := ProberPath(ac.C.Name, kind)
+			v := probes.ProbeVerification{Target: p.Original}
 			entry, found := probers[path]
 			if perr == nil && found {
 				v.Original = describeProber(entry)
@@ -110,16 +80,16 @@ func pointsAtAgent(pr *corev1.Probe, path string, statusPort int32) bool {
 		(h.Scheme == "" || h.Scheme == corev1.URISchemeHTTP)
 }
 
-// describeProber formats an ISTIO_KUBE_APP_PROBERS entry like Probe.Original.
+// describeProber formats an ISTIO_KUBE_APP_PROBERS entry like probes.Probe.Original.
 // The entry must have passed validateProber.
 func describeProber(e AppProber) string {
 	switch {
 	case e.HTTPGet != nil:
-		return describeHTTP(e.HTTPGet.Scheme, e.HTTPGet.Host, strconv.Itoa(int(e.HTTPGet.Port.IntVal)), e.HTTPGet.Path)
+		return probes.DescribeHTTP(e.HTTPGet.Scheme, e.HTTPGet.Host, strconv.Itoa(int(e.HTTPGet.Port.IntVal)), e.HTTPGet.Path)
 	case e.TCPSocket != nil:
-		return describeTCP(e.TCPSocket.Host, strconv.Itoa(int(e.TCPSocket.Port.IntVal)))
+		return probes.DescribeTCP(e.TCPSocket.Host, strconv.Itoa(int(e.TCPSocket.Port.IntVal)))
 	case e.GRPC != nil:
-		return describeGRPC(e.GRPC.Port, e.GRPC.Service)
+		return probes.DescribeGRPC(e.GRPC.Port, e.GRPC.Service)
 	}
 	return ""
 }
@@ -128,12 +98,12 @@ func describeProber(e AppProber) string {
 // (Istio's FindSidecar), or nil.
 func findProxy(spec *corev1.PodSpec) *corev1.Container {
 	for i := range spec.Containers {
-		if spec.Containers[i].Name == mesh.ProxyContainerName {
+		if spec.Containers[i].Name == ProxyContainerName {
 			return &spec.Containers[i]
 		}
 	}
 	for i := range spec.InitContainers {
-		if spec.InitContainers[i].Name == mesh.ProxyContainerName {
+		if spec.InitContainers[i].Name == ProxyContainerName {
 			return &spec.InitContainers[i]
 		}
 	}
@@ -162,7 +132,7 @@ func KubeAppProbers(spec *corev1.PodSpec) (map[string]AppProber, error) {
 	}
 	raw := ""
 	for _, e := range proxy.Env {
-		if e.Name == mesh.KubeAppProbersEnv {
+		if e.Name == KubeAppProbersEnv {
 			raw = e.Value
 		}
 	}
@@ -171,7 +141,7 @@ func KubeAppProbers(spec *corev1.PodSpec) (map[string]AppProber, error) {
 	}
 	var probers map[string]*AppProber
 	if err := json.Unmarshal([]byte(raw), &probers); err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", mesh.KubeAppProbersEnv, err)
+		return nil, fmt.Errorf("parsing %s: %w", KubeAppProbersEnv, err)
 	}
 	paths := make([]string, 0, len(probers))
 	for path := range probers {
@@ -181,7 +151,7 @@ func KubeAppProbers(spec *corev1.PodSpec) (map[string]AppProber, error) {
 	out := make(map[string]AppProber, len(probers))
 	for _, path := range paths {
 		if err := validateProber(path, probers[path]); err != nil {
-			return nil, fmt.Errorf("%s: %w", mesh.KubeAppProbersEnv, err)
+			return nil, fmt.Errorf("%s: %w", KubeAppProbersEnv, err)
 		}
 		out[path] = *probers[path]
 	}
@@ -219,7 +189,7 @@ func validateProber(path string, p *AppProber) error {
 // analysed probes with every probe that VerifyPod finds rewritten replaced by the entry of
 // ISTIO_KUBE_APP_PROBERS it points at (handler, port, host and target as the app sees them).
 // rewritten counts the probes so replaced; it is 0 for a spec nobody injected.
-func Originals(spec *corev1.PodSpec, statusPort int32) (analysed []Probe, rewritten int) {
+func Originals(spec *corev1.PodSpec, statusPort int32) (analysed []probes.Probe, rewritten int) {
 	analysed = Analyze(spec, statusPort)
 	verification := VerifyPod(spec, statusPort)
 	probers, err := KubeAppProbers(spec)
@@ -232,10 +202,10 @@ func Originals(spec *corev1.PodSpec, statusPort int32) (analysed []Probe, rewrit
 			// Rewritten in the template, but the agent has nothing to run: it answers 400.
 			analysed[i].Hazard = v.Reason
 			analysed[i].HazardMessage = fmt.Sprintf("The %s probe of container %q already points at the agent, but %s holds no valid entry for it, so the agent answers 400.",
-				kindWord(p.Kind), p.Container, mesh.KubeAppProbersEnv)
+				probes.KindWord(p.Kind), p.Container, KubeAppProbersEnv)
 			continue
 		}
-		entry, found := probers[mesh.ProberPath(p.Container, p.Kind)]
+		entry, found := probers[ProberPath(p.Container, p.Kind)]
 		if !ok || !v.Rewritten || !found {
 			continue
 		}
@@ -247,8 +217,8 @@ func Originals(spec *corev1.PodSpec, statusPort int32) (analysed []Probe, rewrit
 
 // originalOf is the probe an ISTIO_KUBE_APP_PROBERS entry keeps for rewritten probe p, with the
 // hazards the original would have had.
-func originalOf(p Probe, entry AppProber, statusPort int32, spec *corev1.PodSpec) Probe {
-	original := Probe{Container: p.Container, Init: p.Init, Kind: p.Kind, Original: describeProber(entry)}
+func originalOf(p probes.Probe, entry AppProber, statusPort int32, spec *corev1.PodSpec) probes.Probe {
+	original := probes.Probe{Container: p.Container, Init: p.Init, Kind: p.Kind, Original: describeProber(entry)}
 	pr := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: entry.HTTPGet, TCPSocket: entry.TCPSocket, GRPC: entry.GRPC}}
 	switch {
 	case entry.HTTPGet != nil:

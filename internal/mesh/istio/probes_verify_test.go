@@ -1,4 +1,4 @@
-package probes
+package istio
 
 import (
 	"testing"
@@ -8,15 +8,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
+	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
 // proxy returns an istio-proxy container whose ISTIO_KUBE_APP_PROBERS is env,
 // or without the variable when env is "".
 func proxy(env string) corev1.Container {
-	c := corev1.Container{Name: mesh.ProxyContainerName, Env: []corev1.EnvVar{{Name: "PILOT_CERT_PROVIDER", Value: "istiod"}}}
+	c := corev1.Container{Name: ProxyContainerName, Env: []corev1.EnvVar{{Name: "PILOT_CERT_PROVIDER", Value: "istiod"}}}
 	if env != "" {
-		c.Env = append(c.Env, corev1.EnvVar{Name: mesh.KubeAppProbersEnv, Value: env})
+		c.Env = append(c.Env, corev1.EnvVar{Name: KubeAppProbersEnv, Value: env})
 	}
 	return c
 }
@@ -26,7 +26,7 @@ func agentProbe(path string) *corev1.Probe {
 	return httpProbe(intstr.FromInt32(15020), path)
 }
 
-var readyKey = Key{Container: "web", Kind: v1alpha1.ProbeReadiness}
+var readyKey = probes.Key{Container: "web", Kind: v1alpha1.ProbeReadiness}
 
 func TestVerifyPod(t *testing.T) {
 	const okEnv = `{"/app-health/web/readyz":{"httpGet":{"path":"/ready","port":8080,"scheme":"HTTPS"},"timeoutSeconds":1}}`
@@ -35,7 +35,7 @@ func TestVerifyPod(t *testing.T) {
 		spec        corev1.PodSpec
 		statusPort  int32
 		wantSidecar bool
-		want        ProbeVerification
+		want        probes.ProbeVerification
 	}{
 		{
 			name: "no sidecar",
@@ -43,7 +43,7 @@ func TestVerifyPod(t *testing.T) {
 				{Name: "web", ReadinessProbe: httpProbe(intstr.FromInt32(8080), "/ready"), LivenessProbe: execProbe("true")},
 			}},
 			statusPort: 15020,
-			want:       ProbeVerification{Target: "HTTP :8080/ready", Reason: v1alpha1.StatusReasonNoSidecar},
+			want:       probes.ProbeVerification{Target: "HTTP :8080/ready", Reason: v1alpha1.StatusReasonNoSidecar},
 		},
 		{
 			name: "rewritten with proxy in containers",
@@ -53,7 +53,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready"},
+			want:        probes.ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready"},
 		},
 		{
 			name: "rewritten with native sidecar proxy",
@@ -63,7 +63,7 @@ func TestVerifyPod(t *testing.T) {
 			},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready"},
+			want:        probes.ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready"},
 		},
 		{
 			name: "corrupted env JSON",
@@ -73,7 +73,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonInvalidKubeAppProbers},
+			want:        probes.ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonInvalidKubeAppProbers},
 		},
 		{
 			name: "entry the agent rejects invalidates the document",
@@ -83,7 +83,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonInvalidKubeAppProbers},
+			want:        probes.ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonInvalidKubeAppProbers},
 		},
 		{
 			name: "entry missing",
@@ -93,7 +93,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonMissingKubeAppProbersEntry},
+			want:        probes.ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonMissingKubeAppProbersEntry},
 		},
 		{
 			name: "env absent",
@@ -103,7 +103,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonMissingKubeAppProbersEntry},
+			want:        probes.ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Reason: v1alpha1.StatusReasonMissingKubeAppProbersEntry},
 		},
 		{
 			name: "probe left alone",
@@ -113,7 +113,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
+			want:        probes.ProbeVerification{Target: "HTTP :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "probe targets another status port",
@@ -123,7 +123,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  123,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
+			want:        probes.ProbeVerification{Target: "HTTP :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "probe at another container's path",
@@ -133,7 +133,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTP :15020/app-health/api/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
+			want:        probes.ProbeVerification{Target: "HTTP :15020/app-health/api/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "HTTPS towards the agent is not Istio's rewrite",
@@ -145,7 +145,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Target: "HTTPS :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
+			want:        probes.ProbeVerification{Target: "HTTPS :15020/app-health/web/readyz", Original: "HTTPS :8080/ready", Reason: v1alpha1.StatusReasonProbeNotRewritten},
 		},
 		{
 			name: "GRPC original",
@@ -155,7 +155,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "GRPC :9090 service=foo"},
+			want:        probes.ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "GRPC :9090 service=foo"},
 		},
 		{
 			name: "TCP original",
@@ -165,7 +165,7 @@ func TestVerifyPod(t *testing.T) {
 			}},
 			statusPort:  15020,
 			wantSidecar: true,
-			want:        ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "TCP :2940"},
+			want:        probes.ProbeVerification{Rewritten: true, Target: "HTTP :15020/app-health/web/readyz", Original: "TCP :2940"},
 		},
 	}
 	for _, tt := range tests {
@@ -173,14 +173,14 @@ func TestVerifyPod(t *testing.T) {
 			g := NewWithT(t)
 			got := VerifyPod(&tt.spec, tt.statusPort)
 			g.Expect(got.SidecarInjected).To(Equal(tt.wantSidecar))
-			g.Expect(got.Probes).To(Equal(map[Key]ProbeVerification{readyKey: tt.want}), "exec probes must be left out")
+			g.Expect(got.Probes).To(Equal(map[probes.Key]probes.ProbeVerification{readyKey: tt.want}), "exec probes must be left out")
 		})
 	}
 }
 
 func TestVerifyPodNilSpec(t *testing.T) {
 	g := NewWithT(t)
-	got := VerifyPod(nil, mesh.DefaultStatusPort)
+	got := VerifyPod(nil, DefaultStatusPort)
 	g.Expect(got.SidecarInjected).To(BeFalse())
 	g.Expect(got.Probes).To(BeEmpty())
 }
@@ -206,9 +206,9 @@ func TestKubeAppProbers(t *testing.T) {
 		},
 		{
 			name: "last value wins",
-			spec: corev1.PodSpec{Containers: []corev1.Container{{Name: mesh.ProxyContainerName, Env: []corev1.EnvVar{
-				{Name: mesh.KubeAppProbersEnv, Value: `not json`},
-				{Name: mesh.KubeAppProbersEnv, Value: `{"/app-health/web/readyz":{"grpc":{"port":9090}}}`},
+			spec: corev1.PodSpec{Containers: []corev1.Container{{Name: ProxyContainerName, Env: []corev1.EnvVar{
+				{Name: KubeAppProbersEnv, Value: `not json`},
+				{Name: KubeAppProbersEnv, Value: `{"/app-health/web/readyz":{"grpc":{"port":9090}}}`},
 			}}}},
 			want: map[string]AppProber{"/app-health/web/readyz": {GRPC: &corev1.GRPCAction{Port: 9090}}},
 		},
