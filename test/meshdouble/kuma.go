@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -679,6 +680,26 @@ type KumaWebhook struct {
 	// MeshExists reports whether the cluster-scoped Mesh of that name
 	// exists; nil means every Mesh exists.
 	MeshExists func(ctx context.Context, mesh string) (bool, error)
+
+	mu  sync.RWMutex
+	set *KumaOptions
+}
+
+// SetOptions replaces Options while the webhook serves (as a kuma-cp
+// restart with a new config would): pods admitted afterwards use o.
+func (w *KumaWebhook) SetOptions(o KumaOptions) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.set = &o
+}
+
+func (w *KumaWebhook) options() KumaOptions {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.set != nil {
+		return *w.set
+	}
+	return w.Options
 }
 
 // ServeHTTP implements http.Handler.
@@ -740,7 +761,8 @@ func (w *KumaWebhook) admit(ctx context.Context, req *admissionv1.AdmissionReque
 		}
 		nsLabels = l
 	}
-	inject, err := KumaInjectionWanted(nsLabels, &pod, w.Options)
+	opts := w.options()
+	inject, err := KumaInjectionWanted(nsLabels, &pod, opts)
 	if err != nil {
 		return kumaDeny(http.StatusBadRequest, "%v", err)
 	}
@@ -758,7 +780,7 @@ func (w *KumaWebhook) admit(ctx context.Context, req *admissionv1.AdmissionReque
 		}
 	}
 	mutated := pod.DeepCopy()
-	if err := KumaInject(mutated, mesh, w.Options); err != nil {
+	if err := KumaInject(mutated, mesh, opts); err != nil {
 		return kumaDeny(http.StatusBadRequest, "%v", err)
 	}
 	mutatedJSON, err := json.Marshal(mutated)

@@ -36,6 +36,13 @@ import (
 // VerdictAnnotation is the pod annotation VerdictWebhook sets at admission.
 const VerdictAnnotation = "meshdouble.proberedirect.io/probe-verdict"
 
+// VerdictSourceAnnotation names the verdict layer (VerdictWebhook.Source)
+// that wrote VerdictAnnotation. A verdict without it was set by the pod's
+// author and is kept; one with it came from an earlier verdict layer in the
+// API server's webhook chain (Istio's and Kuma's injectors both carry one)
+// and is judged again by a later layer whose injector mutated the pod.
+const VerdictSourceAnnotation = "meshdouble.proberedirect.io/probe-verdict-by"
+
 // ProbeVerdict is the simulated outcome of a pod's probes.
 type ProbeVerdict string
 
@@ -107,8 +114,22 @@ type ProbeFacts struct {
 	// Captured: AppPort is redirected to Envoy (a sidecar is present and the
 	// port is not excluded from inbound capture).
 	Captured bool
-	// Mode is the effective PeerAuthentication mode on AppPort.
+	// Mode is the effective PeerAuthentication mode on AppPort (for a pod
+	// with kuma-sidecar: the effective Kuma mTLS mode, see KumaModes).
 	Mode v1alpha1.MTLSMode
+
+	// KumaSidecar: the pod has a kuma-sidecar container (kuma.go).
+	KumaSidecar bool
+	// KumaRedirected: kubelet's probe targets Kuma's application probe proxy
+	// (the kuma.io/application-probe-proxy-port port, path /<port>/...,
+	// /tcp/<port> or /grpc/<port>) or a legacy virtual probe (the
+	// kuma.io/virtual-probes-port port, path /<port>/...); AppPort is then
+	// the port encoded in the path and AgentHandler what the proxy runs.
+	KumaRedirected bool
+	// KumaCaptured: AppPort is redirected to Kuma's Envoy (kuma-sidecar
+	// present, not a gateway pod, port not in kuma-init's
+	// --exclude-inbound-ports).
+	KumaCaptured bool
 }
 
 // VerdictRule is one row of VerdictRules.
@@ -123,8 +144,10 @@ type VerdictRule struct {
 	When func(f ProbeFacts) bool
 }
 
-// VerdictRules is the declarative table the double applies. Every probe
-// (readiness, liveness, startup) of every container except istio-proxy, and
+// VerdictRules is the declarative table the double applies, for Istio's
+// sidecar and Kuma's alike (the kuma-* rows). Every probe
+// (readiness, liveness, startup) of every container except istio-proxy and
+// kuma-sidecar, and
 // every container without any probe, yields one ProbeFacts; for each, the
 // FIRST matching rule gives its verdict. The pod's verdict is the verdict of
 // the EARLIEST rule in this table that any of its facts matched; with no
@@ -161,6 +184,22 @@ var VerdictRules = []VerdictRule{
 		},
 	},
 	{
+		// Kuma's counterpart of the rule above (mesh-probes.md §4.4, §4.1):
+		// a probe kubelet sends straight to an app port is captured by
+		// kuma-sidecar's Envoy; under the workload's STRICT mode (Mesh
+		// mtls backend mode, or a MeshTLS Strict override) its inbound
+		// listener accepts only mesh TLS, so kubelet's plaintext HTTP/gRPC
+		// is reset. Only a probe rewritten to the probe proxy port, which
+		// kuma-init excludes from capture, or a virtual probe avoids it.
+		Name:    "kuma-strict-mtls-resets-direct-probe",
+		Verdict: VerdictReset,
+		Doc:     "mesh-probes.md §4.1 (probe proxy port excluded from capture), §4.4 (STRICT default), §6: kubelet has no mesh certificate",
+		When: func(f ProbeFacts) bool {
+			return f.KumaSidecar && !f.KumaRedirected && (f.Handler == HandlerHTTP || f.Handler == HandlerGRPC) &&
+				f.KumaCaptured && f.Mode == v1alpha1.MTLSStrict
+		},
+	},
+	{
 		// mesh-probes.md §1.8 "TCP: 500 if the port is closed": a rewritten
 		// TCP probe makes the agent dial podIP:port; the simulation takes a
 		// port the container does not declare as closed. (This is the case
@@ -192,6 +231,29 @@ var VerdictRules = []VerdictRule{
 		Verdict: VerdictPass,
 		Doc:     "mesh-probes.md §6 #1: istio/istio#15178, a sidecar makes every TCP port look open",
 		When:    func(f ProbeFacts) bool { return !f.Rewritten && f.Sidecar && f.Handler == HandlerTCP },
+	},
+	{
+		// The same false positive with Kuma: kuma-sidecar's Envoy accepts
+		// the TCP connection on every captured inbound port, so an
+		// unredirected TCP probe passes even when the app is down.
+		Name:    "kuma-sidecar-tcp-looks-open",
+		Verdict: VerdictPass,
+		Doc:     "mesh-probes.md §6 #1 (a sidecar makes every TCP port look open), applied to Kuma's inbound capture (§4.1)",
+		When: func(f ProbeFacts) bool {
+			return f.KumaSidecar && !f.KumaRedirected && f.Handler == HandlerTCP && f.KumaCaptured
+		},
+	},
+	{
+		// mesh-probes.md §4.1/§4.2: a probe rewritten to the application
+		// probe proxy (kuma-dp, port excluded from capture, dials the pod
+		// IP from 127.0.0.6) or to a virtual probe (an Envoy listener
+		// without mTLS) bypasses mTLS and follows the app's health, which
+		// the simulation takes as healthy unless a rule above said
+		// otherwise (never-ready).
+		Name:    "kuma-redirected-probe-bypasses-mtls",
+		Verdict: VerdictPass,
+		Doc:     "mesh-probes.md §4.1 application probe proxy, §4.2 virtual probes, §7",
+		When:    func(f ProbeFacts) bool { return f.KumaRedirected },
 	},
 	{
 		// mesh-probes.md §1.11 #5 / §2.4: rewritten probes hit the status
@@ -275,14 +337,15 @@ func CollectFacts(pod *corev1.Pod, meshStatusPort int32, modes PortModes) []Prob
 		}
 	}
 	capture := newCaptureSet(pod.Annotations, statusPort)
+	kuma := findKumaSidecar(&pod.Spec) != nil
 
 	var out []ProbeFacts
 	for _, c := range allContainers(&pod.Spec) {
-		if c.Name == istiomesh.ProxyContainerName {
+		if c.Name == istiomesh.ProxyContainerName || c.Name == KumaSidecarName {
 			continue
 		}
 		urls := formatProberURL(c.Name)
-		base := ProbeFacts{Container: c.Name, Image: c.Image, Sidecar: sidecar != nil}
+		base := ProbeFacts{Container: c.Name, Image: c.Image, Sidecar: sidecar != nil, KumaSidecar: kuma}
 		n := 0
 		for _, p := range []struct {
 			kind, url string
@@ -307,6 +370,11 @@ func CollectFacts(pod *corev1.Pod, meshStatusPort int32, modes PortModes) []Prob
 					f.AgentHandler = proberHandler(e)
 					f.AppPort = proberPort(e, &c)
 				}
+			} else if handler, port, ok := kumaRedirect(pod.Annotations, p.probe); kuma && ok {
+				// Kubelet asks Kuma's probe proxy (or a virtual probe).
+				f.KumaRedirected = true
+				f.AgentHandler = handler
+				f.AppPort = port
 			} else if direct := probeToProber(p.probe); direct != nil {
 				f.AppPort = proberPort(direct, &c)
 			}
@@ -315,6 +383,7 @@ func CollectFacts(pod *corev1.Pod, meshStatusPort int32, modes PortModes) []Prob
 					return cp.ContainerPort == f.AppPort && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP)
 				})
 				f.Captured = sidecar != nil && capture.captured(f.AppPort)
+				f.KumaCaptured = kuma && !f.KumaRedirected && kumaCaptured(pod.Annotations, f.AppPort)
 				f.Mode = modes(f.AppPort)
 			} else {
 				f.Mode = modes(0)
@@ -424,7 +493,11 @@ func parsePorts(list string) map[int32]bool {
 // judges the result with Judge (VerdictRules) and adds VerdictAnnotation,
 // answering with one JSON Patch for both. Pods that are not injected get a
 // verdict too (no sidecar: no mTLS, no rewrite). A pod that already carries a
-// valid VerdictAnnotation keeps it (tests may force a verdict). Everything
+// valid VerdictAnnotation keeps it (tests may force a verdict), unless an
+// earlier verdict layer wrote it (VerdictSourceAnnotation) and this layer's
+// injector mutated the pod: with Istio's and Kuma's injectors both
+// registered, the layer of the injector that injected has the last word
+// whatever the order the API server calls them in. Everything
 // else (other paths, resources and operations, denials, malformed reviews)
 // is Injector's answer unchanged.
 type VerdictWebhook struct {
@@ -434,13 +507,24 @@ type VerdictWebhook struct {
 	// MeshStatusPort is the mesh's defaultConfig.statusPort; 0 means 15020.
 	MeshStatusPort int32
 	// Modes resolves the effective mTLS modes of the pod's workload. nil
-	// means no PeerAuthentication anywhere (PERMISSIVE).
+	// means no PeerAuthentication anywhere (PERMISSIVE). Behind Kuma's
+	// injector: KumaModes.
 	Modes ModeResolver
+	// Path is the injector's webhook path; "" means WebhookPath (Istio's
+	// "/inject"); Kuma's is KumaWebhookPath.
+	Path string
+	// Source names this layer in VerdictSourceAnnotation; "" means
+	// "meshdouble".
+	Source string
 }
 
 // ServeHTTP implements http.Handler.
 func (v *VerdictWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != WebhookPath || r.Method != http.MethodPost {
+	path := v.Path
+	if path == "" {
+		path = WebhookPath
+	}
+	if r.URL.Path != path || r.Method != http.MethodPost {
 		v.Injector.ServeHTTP(rw, r)
 		return
 	}
@@ -508,7 +592,11 @@ func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byt
 	}
 
 	if slices.Contains(Verdicts, ProbeVerdict(pod.Annotations[VerdictAnnotation])) {
-		return nil, nil // forced by the pod's author
+		if _, byLayer := pod.Annotations[VerdictSourceAnnotation]; !byLayer || len(resp.Response.Patch) == 0 {
+			// Forced by the pod's author, or an earlier layer judged a pod
+			// this layer's injector left as it was.
+			return nil, nil
+		}
 	}
 	var modes PortModes
 	if v.Modes != nil {
@@ -524,6 +612,10 @@ func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byt
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[VerdictAnnotation] = string(j.Verdict)
+	pod.Annotations[VerdictSourceAnnotation] = v.Source
+	if v.Source == "" {
+		pod.Annotations[VerdictSourceAnnotation] = "meshdouble"
+	}
 
 	final, err := json.Marshal(&pod)
 	if err != nil {

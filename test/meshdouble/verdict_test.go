@@ -419,6 +419,10 @@ func TestVerdictWebhookInjectsAndJudges(t *testing.T) {
 			}
 			delete(got.Annotations, VerdictAnnotation)
 			delete(want.Annotations, VerdictAnnotation)
+			if !strings.Contains(tc.name, "forced verdict is kept") {
+				g.Expect(got.Annotations).To(HaveKeyWithValue(VerdictSourceAnnotation, "meshdouble"))
+			}
+			delete(got.Annotations, VerdictSourceAnnotation)
 			if len(want.Annotations) == 0 {
 				want.Annotations = nil
 			}
