@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 )
 
 // Options configure Start. Only Name is needed; everything else has a
@@ -85,6 +87,23 @@ type InjectorOptions struct {
 	// IstioCRDs is the CRD file to install. Default
 	// kubernetes/customresourcedefinitions.gen.yaml of the istio.io/api module.
 	IstioCRDs string
+
+	// Kuma also runs the double of Kuma's sidecar injector
+	// (test/meshdouble KumaWebhook behind its verdict layer, in this
+	// process) with Kuma's Mesh, MeshTLS and MeshHealthCheck CRDs, next to
+	// the Istio injector: a namespace labelled istio-injection=enabled gets
+	// Istio's sidecar, one labelled kuma.io/sidecar-injection=enabled gets
+	// Kuma's (create a Mesh first: Kuma denies pods of a missing Mesh).
+	Kuma bool
+	// KumaOnly runs the Kuma double without any Istio injector or Istio
+	// CRDs (localcluster up --mesh=kuma).
+	KumaOnly bool
+	// KumaConfig is the Kuma injector configuration; nil means
+	// meshdouble.DefaultKumaOptions() (probe proxy on 9001). Cluster.SetKumaOptions
+	// changes it later.
+	KumaConfig *meshdouble.KumaOptions
+	// KumaCRDsDir holds Kuma's CRD files. Default DefaultKumaCRDsDir.
+	KumaCRDsDir string
 }
 
 func (o *InjectorOptions) rootNamespace() string {
@@ -109,6 +128,8 @@ type Cluster struct {
 	CABundle []byte
 	// InjectorURL is the sidecar injector's webhook URL ("" without Injector).
 	InjectorURL string
+	// KumaInjectorURL is the Kuma double's webhook URL ("" without Kuma).
+	KumaInjectorURL string
 
 	opts  Options
 	pki   *pki
@@ -117,7 +138,10 @@ type Cluster struct {
 	// auto marks the Ports fields that were picked free (and may be re-picked).
 	auto     map[*int]bool
 	injector *http.Server
-	failures chan error
+	// kumaServer and kumaInjector are the Kuma double (InjectorOptions.Kuma).
+	kumaServer   *http.Server
+	kumaInjector *meshdouble.KumaWebhook
+	failures     chan error
 	// istioCRDs is the Istio CRD file (with Options.Injector).
 	istioCRDs string
 
@@ -150,7 +174,9 @@ type State struct {
 	Ports        Ports          `json:"ports"`
 	PIDs         map[string]int `json:"pids"`
 	InjectorURL  string         `json:"injectorURL,omitempty"`
-	StartedAt    time.Time      `json:"startedAt"`
+	// KumaInjectorURL is the Kuma double's webhook ("" without Kuma).
+	KumaInjectorURL string    `json:"kumaInjectorURL,omitempty"`
+	StartedAt       time.Time `json:"startedAt"`
 }
 
 // ReadState reads <dir>/cluster.json.
@@ -223,7 +249,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := CheckBinaries(o.BinDir); err != nil {
 		return nil, err
 	}
-	if o.Injector != nil && !o.Injector.Double {
+	if o.Injector != nil && !o.Injector.Double && !o.Injector.KumaOnly {
 		if err := checkBinary(o.BinDir, IstioInjector); err != nil {
 			return nil, err
 		}
@@ -246,7 +272,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	var crds string
-	if o.Injector != nil {
+	if o.Injector.kuma() {
+		for _, f := range o.Injector.kumaCRDFiles(o.RepoRoot) {
+			if _, err := os.Stat(f); err != nil {
+				return nil, fmt.Errorf("localcluster: Kuma CRDs: %w", err)
+			}
+		}
+	}
+	if o.Injector != nil && !o.Injector.KumaOnly {
 		if crds = o.Injector.IstioCRDs; crds == "" {
 			if crds, err = istioCRDsFile(o.RepoRoot); err != nil {
 				return nil, err
@@ -369,7 +402,7 @@ func prepareDir(dir string) error {
 			return fmt.Errorf("localcluster: clearing %s: %w", stale, err)
 		}
 	}
-	for _, name := range append(binaries, InjectorDouble, IstioInjector) {
+	for _, name := range append(binaries, InjectorDouble, IstioInjector, KumaInjectorDouble) {
 		_ = os.Remove(filepath.Join(dir, "logs", name+".log"))
 	}
 	return os.WriteFile(filepath.Join(dir, markerFile),
@@ -393,8 +426,11 @@ func (c *Cluster) portRefs() []portRef {
 		{&c.Ports.ControllerManager, "kube-controller-manager --secure-port"},
 		{&c.Ports.Scheduler, "kube-scheduler --secure-port"},
 	}
-	if c.opts.Injector != nil {
+	if c.opts.Injector != nil && !c.opts.Injector.KumaOnly {
 		refs = append(refs, portRef{&c.Ports.Webhook, "injector webhook"})
+	}
+	if c.opts.Injector.kuma() {
+		refs = append(refs, portRef{&c.Ports.KumaWebhook, "Kuma injector double webhook"})
 	}
 	return refs
 }
@@ -804,7 +840,7 @@ func (c *Cluster) anyExited() error {
 func (c *Cluster) writeState() error {
 	s := State{
 		Name: c.Name, Dir: c.Dir, Kubeconfig: c.Kubeconfig, APIServerURL: c.APIServerURL,
-		Ports: c.Ports, PIDs: c.PIDs(), InjectorURL: c.InjectorURL, StartedAt: time.Now(),
+		Ports: c.Ports, PIDs: c.PIDs(), InjectorURL: c.InjectorURL, KumaInjectorURL: c.KumaInjectorURL, StartedAt: time.Now(),
 	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -881,10 +917,12 @@ func (c *Cluster) Stop() error {
 		}
 		// Clients of the API server first, then the server, then storage.
 		stop(Kwok, Scheduler, ControllerManager, IstioInjector)
-		if c.injector != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = c.injector.Shutdown(ctx)
-			cancel()
+		for _, srv := range []*http.Server{c.injector, c.kumaServer} {
+			if srv != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = srv.Shutdown(ctx)
+				cancel()
+			}
 		}
 		stop(APIServer)
 		stop(Etcd)

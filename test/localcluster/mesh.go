@@ -90,6 +90,7 @@ func NewInjectorServer(handler http.Handler, cert tls.Certificate, logw io.Write
 	logger := log.New(logw, "", log.LstdFlags|log.Lmicroseconds)
 	mux := http.NewServeMux()
 	mux.Handle(meshdouble.WebhookPath, handler)
+	mux.Handle(meshdouble.KumaWebhookPath, handler) // the Kuma double's verdict layer (kuma.go)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	return &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -119,6 +120,14 @@ func (s *statusRecorder) WriteHeader(code int) {
 // webhook in this process and registers it.
 func (c *Cluster) startInjector(ctx context.Context, cs kubernetes.Interface, crdFile string) error {
 	o := c.opts.Injector
+	if o.kuma() {
+		if err := c.startKuma(ctx, cs); err != nil {
+			return err
+		}
+		if o.KumaOnly {
+			return nil
+		}
+	}
 	if err := installCRDs(ctx, c.RESTConfig, crdFile); err != nil {
 		return err
 	}
@@ -388,17 +397,27 @@ func (c *Cluster) StartMesh(ctx context.Context) error {
 // (and with them every Istio object) and waits until the API server no
 // longer serves them. The injector keeps running.
 func (c *Cluster) RemoveMeshCRDs(ctx context.Context) error {
+	return c.removeCRDFiles(ctx, "Istio", []string{c.istioCRDs})
+}
+
+// removeCRDFiles deletes every CustomResourceDefinition of files (what names
+// the mesh in errors) and waits until the API server no longer serves them.
+func (c *Cluster) removeCRDFiles(ctx context.Context, what string, files []string) error {
 	dyn, err := dynamic.NewForConfig(c.RESTConfig)
 	if err != nil {
 		return err
 	}
-	names, err := crdNames(c.istioCRDs)
-	if err != nil {
-		return err
+	var names []string
+	for _, f := range files {
+		n, err := crdNames(f)
+		if err != nil {
+			return err
+		}
+		names = append(names, n...)
 	}
 	// A CRD deleted while its storage is still initialising can stay Terminating for minutes
 	// ("could not list instances: storage is (re)initializing"): wait until every kind lists.
-	if err := waitFor(ctx, "Istio's kinds listable", func(ctx context.Context) error {
+	if err := waitFor(ctx, what+"'s kinds listable", func(ctx context.Context) error {
 		for _, n := range names {
 			u, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
 			if err != nil {
@@ -428,7 +447,7 @@ func (c *Cluster) RemoveMeshCRDs(ctx context.Context) error {
 			return fmt.Errorf("localcluster: deleting CRD %s: %w", n, err)
 		}
 	}
-	return waitFor(ctx, "Istio CRDs gone", func(ctx context.Context) error {
+	return waitFor(ctx, what+" CRDs gone", func(ctx context.Context) error {
 		for _, n := range names {
 			if _, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("CRD %s still there (%v)", n, err)

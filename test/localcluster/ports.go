@@ -19,6 +19,8 @@ type Ports struct {
 	Scheduler         int `json:"scheduler"`
 	// Webhook is the mesh double's injector (only with Options.Injector).
 	Webhook int `json:"webhook,omitempty"`
+	// KumaWebhook is the Kuma injector double (only with InjectorOptions.Kuma or KumaOnly).
+	KumaWebhook int `json:"kumaWebhook,omitempty"`
 }
 
 // PortInUseError reports a port that another process holds.

@@ -1,7 +1,7 @@
 // Command localcluster starts and stops local control planes (see package
 // test/localcluster) for `make cluster-up` / `make cluster-down`.
 //
-//	localcluster up     --name NAME [--dir DIR] [--nodes 2] [--mesh=istio|double|none [--rewrite-app-http-probe]]
+//	localcluster up     --name NAME [--dir DIR] [--nodes 2] [--mesh=istio|double|kuma|istio+kuma|double+kuma|none [--rewrite-app-http-probe]]
 //	localcluster down   --name NAME [--dir DIR]
 //	localcluster status --name NAME [--dir DIR]
 //
@@ -119,7 +119,10 @@ func (s *startFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.nodes, "nodes", 2, "number of fake kwok nodes")
 	fs.StringVar(&s.mesh, "mesh", "istio",
 		"sidecar injector to run, with Istio's CRDs installed: istio (Istio's own injector, bin/istio-injector), "+
-			"double (the in-process mesh double, for when bin/istio-injector cannot be built), none")
+			"double (the in-process mesh double, for when bin/istio-injector cannot be built), "+
+			"kuma (the in-process double of Kuma's v2.14.3 injector, with Kuma's CRDs), "+
+			"istio+kuma or double+kuma (both: namespaces labelled istio-injection=enabled get Istio, "+
+			"kuma.io/sidecar-injection=enabled Kuma), none")
 	fs.BoolVar(&s.meshDouble, "mesh-double", false, "same as --mesh=double")
 	fs.BoolVar(&s.rewrite, "rewrite-app-http-probe", false,
 		"mesh-wide values.sidecarInjectorWebhook.rewriteAppHTTPProbe (Istio's default is true; "+
@@ -292,6 +295,9 @@ func printUsage(c *common) error {
 	if st.InjectorURL != "" {
 		fmt.Printf("  sidecar injector: %s\n", st.InjectorURL)
 	}
+	if st.KumaInjectorURL != "" {
+		fmt.Printf("  Kuma injector double: %s\n", st.KumaInjectorURL)
+	}
 	fmt.Printf("  logs:        %s\n", filepath.Join(c.dir, "logs"))
 	fmt.Printf("\nUse it:\n  export KUBECONFIG=%s\n  kubectl get nodes\n", st.Kubeconfig)
 	fmt.Printf("Stop it:\n  localcluster down --name %s --dir %s   (or: make cluster-down)\n", c.name, c.dir)
@@ -335,16 +341,23 @@ func serve(args []string) error {
 		Logf:          logf,
 	}
 	switch s.meshName() {
-	case "istio", "double":
+	case "istio", "double", "istio+kuma", "double+kuma":
 		opts.Injector = &localcluster.InjectorOptions{
-			Double: s.meshName() == "double", RewriteAppHTTPProbe: s.rewrite, RootNamespace: s.rootNS,
+			Double:              strings.HasPrefix(s.meshName(), "double"),
+			Kuma:                strings.HasSuffix(s.meshName(), "+kuma"),
+			RewriteAppHTTPProbe: s.rewrite, RootNamespace: s.rootNS,
 		}
+	case "kuma":
+		if s.rewrite {
+			return errors.New("--rewrite-app-http-probe is Istio's setting: --mesh=istio, double, istio+kuma or double+kuma")
+		}
+		opts.Injector = &localcluster.InjectorOptions{KumaOnly: true}
 	case "none":
 		if s.rewrite {
 			return errors.New("--rewrite-app-http-probe needs a mesh: --mesh=istio or --mesh=double")
 		}
 	default:
-		return fmt.Errorf("--mesh=%s: want istio, double or none", s.mesh)
+		return fmt.Errorf("--mesh=%s: want istio, double, kuma, istio+kuma, double+kuma or none", s.mesh)
 	}
 	cl, err := localcluster.Start(ctx, opts)
 	if err != nil {
