@@ -23,10 +23,13 @@ import (
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 )
 
-// rewriteAnnotationPath is the field path of the rewrite annotation on a workload's pod template.
-var rewriteAnnotationPath = fieldpath.MakePathOrDie("spec", "template", "metadata", "annotations", istiomesh.RewriteAnnotation)
+// redirectAnnotationPaths are the field paths of every mesh's redirect annotation on a workload's
+// pod template.
+var redirectAnnotationPaths = []fieldpath.Path{
+	fieldpath.MakePathOrDie("spec", "template", "metadata", "annotations", istiomesh.RewriteAnnotation),
+}
 
-// managesRewriteAnnotation reports whether fieldManager owns the rewrite annotation of a workload's
+// managesRewriteAnnotation reports whether fieldManager owns a redirect annotation of a workload's
 // pod template, according to the object's managedFields. The FieldsV1 documents are read with
 // structured-merge-diff's own parser, the one the API server writes them with; an entry that does
 // not parse owns nothing.
@@ -39,8 +42,10 @@ func managesRewriteAnnotation(obj metav1.Object, fieldManager string) bool {
 		if err := set.FromJSON(entry.FieldsV1.GetRawReader()); err != nil {
 			continue
 		}
-		if set.Has(rewriteAnnotationPath) {
-			return true
+		for _, path := range redirectAnnotationPaths {
+			if set.Has(path) {
+				return true
+			}
 		}
 	}
 	return false

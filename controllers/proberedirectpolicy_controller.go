@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
@@ -67,8 +68,10 @@ type ProbeRedirectPolicyReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	// Config holds the decision settings: the mesh status port and the Unhealthy event window.
+	// Config holds the decision settings: the Unhealthy event window.
 	Config plan.Config
+	// IstioStatusPort is Istio's mesh-wide default status port, which rewritten probes target.
+	IstioStatusPort int32
 	// RootNamespace is Istio's root namespace, home of the mesh-wide PeerAuthentication.
 	RootNamespace string
 	// EventCoalesce delays reconciles caused by pod and Event churn, so an Unhealthy event storm
@@ -171,7 +174,6 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 	if err := r.Get(ctx, types.NamespacedName{Name: ns}, namespace); err != nil {
 		return in, fmt.Errorf("reading namespace: %w", err)
 	}
-	in.NamespaceLabels = namespace.Labels
 
 	policies := &v1alpha1.ProbeRedirectPolicyList{}
 	if err := r.List(ctx, policies, client.InNamespace(ns)); err != nil {
@@ -206,13 +208,15 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 	if err := r.List(ctx, istiods, client.InNamespace(r.RootNamespace), client.MatchingLabels(istiomesh.IstiodLabelSelector)); err != nil {
 		return in, fmt.Errorf("listing istiod Deployments in %s: %w", r.RootNamespace, err)
 	}
-	in.Istio = istiomesh.NamespaceVersion(in.Pods, istiods.Items, in.NamespaceLabels)
+	istio := &istiomesh.Mesh{Namespace: ns, NamespaceLabels: namespace.Labels, StatusPort: r.IstioStatusPort,
+		Istio: istiomesh.NamespaceVersion(in.Pods, istiods.Items, namespace.Labels)}
 
 	peerAuthentications, err := r.listPeerAuthentications(ctx, ns)
 	if err != nil {
 		return in, err
 	}
-	in.MTLS = mtls.NewResolver(r.RootNamespace, peerAuthentications)
+	istio.MTLS = mtls.NewResolver(r.RootNamespace, peerAuthentications)
+	in.Meshes = []mesh.Mesh{istio}
 	return in, nil
 }
 
@@ -264,7 +268,17 @@ func (r *ProbeRedirectPolicyReconciler) apply(ctx context.Context, ns string, d 
 	results := map[plan.Ref]plan.ApplyResult{}
 	var errs []error
 	do := func(ref plan.Ref, annotate bool) {
-		generation, err := r.applyAnnotation(ctx, ns, ref, annotate)
+		var annotation *mesh.Annotation
+		if annotate {
+			a, ok := d.AnnotationOf(ref)
+			if !ok {
+				results[ref] = plan.ApplyResult{Err: fmt.Errorf("no redirect annotation decided for %s", ref)}
+				errs = append(errs, results[ref].Err)
+				return
+			}
+			annotation = &a
+		}
+		generation, err := r.applyAnnotation(ctx, ns, ref, annotation)
 		results[ref] = plan.ApplyResult{Generation: generation, Err: err}
 		obj := klog.KRef(ns, ref.Name)
 		switch {
@@ -288,14 +302,15 @@ func (r *ProbeRedirectPolicyReconciler) apply(ctx context.Context, ns string, d 
 // applyAnnotation applies the rewrite annotation to the workload's pod template (annotate), or an
 // empty configuration that gives the operator's annotation back, and returns the generation the
 // API server answered with.
-func (r *ProbeRedirectPolicyReconciler) applyAnnotation(ctx context.Context, ns string, ref plan.Ref, annotate bool) (int64, error) {
+func (r *ProbeRedirectPolicyReconciler) applyAnnotation(ctx context.Context, ns string, ref plan.Ref, annotation *mesh.Annotation) (int64, error) {
+	annotate := annotation != nil
 	kind := plan.KindOf(ref.Kind)
 	if kind == nil {
 		return 0, fmt.Errorf("unknown workload kind %q", ref.Kind)
 	}
 	var template *corev1ac.PodTemplateSpecApplyConfiguration
 	if annotate {
-		template = corev1ac.PodTemplateSpec().WithAnnotations(map[string]string{istiomesh.RewriteAnnotation: "true"})
+		template = corev1ac.PodTemplateSpec().WithAnnotations(map[string]string{annotation.Key: annotation.Value})
 	}
 	config, generation := kind.Apply(ref.Name, ns, template)
 	err := r.Apply(ctx, config, client.FieldOwner(FieldOwner))

@@ -95,15 +95,16 @@ func TestPrinterColumnsCarryRealValues(t *testing.T) {
 			names = append(names, c.Name)
 		}
 	}
-	g.Expect(names).To(Equal([]string{"Name", "MTLS", "Workloads", "Rewritten", "Unhealthy", "Ready", "Age"}))
+	g.Expect(names).To(Equal([]string{"Name", "Mesh", "MTLS", "Workloads", "Rewritten", "Unhealthy", "Ready", "Age"}))
 	g.Expect(table.Rows).To(HaveLen(1))
 	cells := table.Rows[0].Cells
 	g.Expect(cells[0]).To(Equal("nginx"))
-	g.Expect(cells[1]).To(Equal("STRICT"))
-	g.Expect(cells[2]).To(BeEquivalentTo(1))
+	g.Expect(cells[1]).To(Equal("Istio"))
+	g.Expect(cells[2]).To(Equal("STRICT"))
 	g.Expect(cells[3]).To(BeEquivalentTo(1))
-	g.Expect(cells[4]).To(BeEquivalentTo(0))
-	g.Expect(cells[5]).To(Equal("True"))
+	g.Expect(cells[4]).To(BeEquivalentTo(1))
+	g.Expect(cells[5]).To(BeEquivalentTo(0))
+	g.Expect(cells[6]).To(Equal("True"))
 }
 
 // TestConditionsOfOtherControllersAreKept has another controller add a condition to the policy's

@@ -115,6 +115,25 @@ type ProbeRedirectPolicySpec struct {
 	// +optional
 	// +default="Keep"
 	OnDelete DeletionPolicy `json:"onDelete,omitempty"`
+
+	// kuma holds the settings for workloads whose sidecar Kuma or Kong Mesh injects.
+	// +optional
+	// +default={}
+	Kuma KumaSettings `json:"kuma,omitzero"`
+}
+
+// KumaSettings are a policy's settings for Kuma and Kong Mesh workloads.
+type KumaSettings struct {
+	// applicationProbeProxyPort is the port the operator writes to a workload's pod-template
+	// annotation kuma.io/application-probe-proxy-port when its probes need redirecting: Kuma's
+	// sidecar (kuma-dp) serves the redirected probes there. Defaults to 9001, Kuma's own default
+	// (kuma-cp runtime.kubernetes.injector.applicationProbeProxyPort). It must not be a port the
+	// app's probes use; Kuma's injector refuses such a pod.
+	// +optional
+	// +default=9001
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	ApplicationProbeProxyPort int32 `json:"applicationProbeProxyPort,omitempty"`
 }
 
 // RolloutPolicy limits how annotated workloads roll out.
@@ -142,7 +161,21 @@ type RolloutPolicy struct {
 	PauseOnFailure *bool `json:"pauseOnFailure,omitempty"`
 }
 
-// MTLSMode is the effective Istio PeerAuthentication mode.
+// MeshName names the service mesh that injects a workload's sidecar.
+// +kubebuilder:validation:Enum=Istio;Kuma
+type MeshName string
+
+// Meshes the operator knows.
+const (
+	// MeshIstio is Istio (and meshes built on it, such as Alibaba Cloud Service Mesh).
+	MeshIstio MeshName = "Istio"
+	// MeshKuma is Kuma (and Kong Mesh, Kuma with enterprise parts).
+	MeshKuma MeshName = "Kuma"
+)
+
+// MTLSMode is the effective mutual TLS mode: Istio's PeerAuthentication mode, or Kuma's (the
+// Mesh's enabled mTLS backend, overridden by MeshTLS policies). Kuma's Strict and Permissive read
+// as STRICT and PERMISSIVE; a Kuma Mesh without mTLS reads as DISABLE.
 // +kubebuilder:validation:Enum=STRICT;PERMISSIVE;DISABLE
 type MTLSMode string
 
@@ -240,7 +273,7 @@ type ProbeStatus struct {
 	// +required
 	Handler ProbeHandler `json:"handler,omitempty"`
 
-	// mtlsMode is the effective PeerAuthentication mode on the probed port.
+	// mtlsMode is the effective mTLS mode on the probed port.
 	// +optional
 	MTLSMode MTLSMode `json:"mtlsMode,omitempty"`
 
@@ -283,7 +316,11 @@ type WorkloadStatus struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name,omitempty"`
 
-	// mtlsMode is the effective workload-level PeerAuthentication mode.
+	// mesh is the service mesh that injects the workload's sidecar, or would inject it.
+	// +optional
+	Mesh MeshName `json:"mesh,omitempty"`
+
+	// mtlsMode is the effective workload-level mTLS mode.
 	// +optional
 	MTLSMode MTLSMode `json:"mtlsMode,omitempty"`
 
@@ -418,7 +455,15 @@ type ProbeRedirectPolicyStatus struct {
 	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// mtlsMode is the effective namespace-level PeerAuthentication mode.
+	// mesh names the service meshes of the policy's workloads, comma separated in a fixed order
+	// (for example "Istio", "Kuma" or "Istio,Kuma"); without selected workloads in a mesh, the
+	// mesh whose injection labels the namespace carries.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Mesh string `json:"mesh,omitempty"`
+
+	// mtlsMode is the effective namespace-level mTLS mode of the first mesh in mesh.
 	// +optional
 	MTLSMode MTLSMode `json:"mtlsMode,omitempty"`
 
@@ -459,7 +504,8 @@ type ProbeRedirectPolicyStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=prp,categories=mesh
-// +kubebuilder:printcolumn:name="MTLS",type=string,JSONPath=`.status.mtlsMode`,description="Effective namespace-level PeerAuthentication mode"
+// +kubebuilder:printcolumn:name="Mesh",type=string,JSONPath=`.status.mesh`,description="Service meshes of the selected workloads"
+// +kubebuilder:printcolumn:name="MTLS",type=string,JSONPath=`.status.mtlsMode`,description="Effective namespace-level mTLS mode"
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.summary.selectedWorkloads`,description="Selected workloads"
 // +kubebuilder:printcolumn:name="Rewritten",type=integer,JSONPath=`.status.summary.rewrittenProbes`,description="Probes verified as rewritten on live pods"
 // +kubebuilder:printcolumn:name="Unhealthy",type=integer,JSONPath=`.status.summary.unhealthyPods`,description="Pods with recent Unhealthy events"

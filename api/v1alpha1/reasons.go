@@ -142,6 +142,10 @@ const (
 	// port and ISTIO_KUBE_APP_PROBERS, which the webhook merges again at pod creation (Istio's
 	// merge-probers golden case). It needs no annotation; its probes are judged by the originals.
 	StatusReasonRewrittenInTemplate StatusReason = "RewrittenInTemplate"
+	// StatusReasonRedirectedByMeshDefault (workload): the template does not ask for the redirect,
+	// but the mesh's default turns it on and the live pods show it (Kuma's application probe proxy
+	// is on by default from 2.9), so nothing is written.
+	StatusReasonRedirectedByMeshDefault StatusReason = "RedirectedByMeshDefault"
 	// StatusReasonProxylessTemplate: the pod uses one of Istio's proxyless gRPC injection templates
 	// (inject.istio.io/templates grpc-agent or grpc-simple). They add no Envoy to intercept probes
 	// and set rewriteAppHTTPProbers "false" themselves (istio/istio

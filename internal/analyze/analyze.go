@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
@@ -210,15 +211,13 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 
 // decide runs plan.Decide for one workload under policy.
 func decide(w Workload, namespaceLabels map[string]string, policy *v1alpha1.ProbeRedirectPolicy, resolver *mtls.Resolver, opts Options) plan.Decision {
+	istio := &istiomesh.Mesh{Namespace: policy.Namespace, NamespaceLabels: namespaceLabels, Istio: opts.Istio, MTLS: resolver, StatusPort: opts.StatusPort}
 	return plan.Decide(plan.Input{
-		Policy:          policy,
-		Policies:        []*v1alpha1.ProbeRedirectPolicy{policy},
-		NamespaceLabels: namespaceLabels,
-		Workloads:       []plan.Workload{w.Workload},
-		MTLS:            resolver,
-		Istio:           opts.Istio,
-		Now:             opts.Now,
-		Config:          plan.Config{StatusPort: opts.StatusPort},
+		Policy:    policy,
+		Policies:  []*v1alpha1.ProbeRedirectPolicy{policy},
+		Workloads: []plan.Workload{w.Workload},
+		Meshes:    []mesh.Mesh{istio},
+		Now:       opts.Now,
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
@@ -41,7 +42,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 500_000_000, time.UTC)
 // meshNamespace are the labels of a namespace with sidecar injection on.
 var meshNamespace = map[string]string{"istio-injection": "enabled", "kubernetes.io/metadata.name": ns}
 
-var config = plan.Config{StatusPort: istiomesh.DefaultStatusPort, UnhealthyWindow: window}
+var config = plan.Config{UnhealthyWindow: window}
 
 // injector is Istio's injector with the probe rewrite opt-in, so only annotated pods are rewritten.
 var injector = meshdouble.Config{StatusPort: istiomesh.DefaultStatusPort}
@@ -478,14 +479,19 @@ func unhealthyEvent(pod, message string, count int32, lastSeen time.Time) corev1
 // input is what the controller observes for p in a mesh namespace with no PeerAuthentication.
 func input(p *v1alpha1.ProbeRedirectPolicy, ws ...plan.Workload) plan.Input {
 	return plan.Input{
-		Policy:          p,
-		Policies:        []*v1alpha1.ProbeRedirectPolicy{p},
-		NamespaceLabels: meshNamespace,
-		Workloads:       ws,
-		MTLS:            resolver(),
-		Now:             now,
-		Config:          config,
+		Policy:    p,
+		Policies:  []*v1alpha1.ProbeRedirectPolicy{p},
+		Workloads: ws,
+		Meshes: []mesh.Mesh{&istiomesh.Mesh{Namespace: p.Namespace, NamespaceLabels: meshNamespace, MTLS: resolver(),
+			StatusPort: istiomesh.DefaultStatusPort}},
+		Now:    now,
+		Config: config,
 	}
+}
+
+// istioOf returns the Istio mesh of an input made by input, to change what the namespace shows.
+func istioOf(in plan.Input) *istiomesh.Mesh {
+	return in.Meshes[0].(*istiomesh.Mesh)
 }
 
 // applied is what the controller reports when every workload of d's Annotate or Restore was

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
 // Outcome is the status to write and the Events to record after the controller carried out a
@@ -36,9 +36,11 @@ func Complete(d Decision, results map[Ref]ApplyResult) Outcome {
 	// The status shares no memory with the decision or the observed policy.
 	status := v1alpha1.ProbeRedirectPolicyStatus{
 		ObservedGeneration: ctx.Generation,
-		MTLSMode:           ctx.NamespaceMTLS,
-		IstioVersion:       ctx.Istio.String(),
 		UnhealthyPods:      deepCopies(d.Unhealthy.Pods),
+	}
+	status.Mesh, status.MTLSMode = policyMesh(ctx.Meshes, d.Verdicts)
+	for _, m := range ctx.Meshes {
+		m.FillStatus(&status)
 	}
 	status.Summary, status.Workloads, status.Rollouts = summarise(applied.verdicts)
 	status.Summary.UnhealthyPods = d.Unhealthy.Total
@@ -112,7 +114,7 @@ func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring boo
 		if restoring {
 			s.State, s.Reason, s.Message = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRestoring, "annotation removed; rolling back to un-rewritten probes"
 			out.events = append(out.events, Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
-				Message: fmt.Sprintf("Removed %s from %s; rollout started", istiomesh.RewriteAnnotation, v.Ref)})
+				Message: fmt.Sprintf("Removed %s from %s; rollout started", v.Annotation.Key, v.Ref)})
 			continue
 		}
 		out.verdicts[i].Annotated = true
@@ -124,7 +126,7 @@ func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring boo
 		}
 		out.events = append(out.events,
 			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventAnnotated,
-				Message: fmt.Sprintf("Set %s=true on the pod template of %s", istiomesh.RewriteAnnotation, v.Ref)},
+				Message: fmt.Sprintf("Set %s=%s on the pod template of %s", v.Annotation.Key, v.Annotation.Value, v.Ref)},
 			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutStarted,
 				Message: fmt.Sprintf("Rollout of %s started (generation %d)", v.Ref, result.Generation)})
 	}
@@ -394,4 +396,40 @@ func deepCopies[T any, PT interface {
 		out[i] = *PT(&list[i]).DeepCopy()
 	}
 	return out
+}
+
+// policyMesh names the meshes of the policy's managed workloads in the order of meshes, and the
+// namespace-level mTLS mode of the first. Without a managed workload in a mesh, the meshes whose
+// injection the namespace turns on are named; without those, none, with the first mesh's mode.
+func policyMesh(meshes []mesh.Mesh, verdicts []Verdict) (string, v1alpha1.MTLSMode) {
+	inUse := map[v1alpha1.MeshName]bool{}
+	for _, v := range verdicts {
+		if v.Status.Mesh != "" && v.Status.State != v1alpha1.WorkloadNotInMesh && v.Status.State != v1alpha1.WorkloadConflict {
+			inUse[v.Status.Mesh] = true
+		}
+	}
+	var named []mesh.Mesh
+	for _, m := range meshes {
+		if inUse[m.Name()] {
+			named = append(named, m)
+		}
+	}
+	if len(named) == 0 {
+		for _, m := range meshes {
+			if m.InjectsNamespace() {
+				named = append(named, m)
+			}
+		}
+	}
+	var names []string
+	for _, m := range named {
+		names = append(names, string(m.Name()))
+	}
+	switch {
+	case len(named) > 0:
+		return strings.Join(names, ","), named[0].NamespaceMode()
+	case len(meshes) > 0:
+		return "", meshes[0].NamespaceMode()
+	}
+	return "", ""
 }

@@ -114,7 +114,7 @@ func TestRolloutCompletes(t *testing.T) {
 	a := deployment("a", annotated(), managed(), generation(2))
 	p := policy(rollouts(record(v1alpha1.KindDeployment, "a", 2, time.Minute)))
 	in := input(p, a)
-	in.MTLS = resolver(strictNamespace())
+	istioOf(in).MTLS = resolver(strictNamespace())
 	in.Pods = []*corev1.Pod{livePod(t, a, "x1")}
 
 	d, out := decide(in)
@@ -267,11 +267,11 @@ func TestVerificationOnLivePods(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			in := input(policy(), tt.workload)
-			in.MTLS = resolver(strictNamespace())
+			istioOf(in).MTLS = resolver(strictNamespace())
 			in.Pods = tt.pods(t, tt.workload)
 			// The namespace's Istio is known (from istiod), so the template's labels, not the live
 			// pods, say whether the workload is in the mesh.
-			in.Istio = istio("1.30.3")
+			istioOf(in).Istio = istio("1.30.3")
 
 			d, out := decide(in)
 

@@ -11,16 +11,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
 	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
 )
 
 // Config holds the operator-wide settings the decisions depend on.
 type Config struct {
-	// StatusPort is the mesh's default agent status port (Istio: 15020).
-	StatusPort int32
 	// UnhealthyWindow is how long an Unhealthy event keeps a pod in the report.
 	UnhealthyWindow time.Duration
 }
@@ -30,19 +27,16 @@ type Input struct {
 	Policy *v1alpha1.ProbeRedirectPolicy
 	// Policies are all ProbeRedirectPolicies in the namespace; the oldest one that selects a
 	// workload manages it.
-	Policies        []*v1alpha1.ProbeRedirectPolicy
-	NamespaceLabels map[string]string
+	Policies []*v1alpha1.ProbeRedirectPolicy
 	// Workloads are the namespace's objects of every kind in WorkloadKinds.
 	Workloads []Workload
 	// Pods are the pods of the namespace.
 	Pods []*corev1.Pod
 	// Events are the namespace's kubelet Unhealthy events.
 	Events []corev1.Event
-	// MTLS resolves PeerAuthentication modes; nil counts every port as PERMISSIVE.
-	MTLS *mtls.Resolver
-	// Istio is the Istio version of the namespace, as the controller read it; a workload's own
-	// live pods, when they show one, decide for that workload.
-	Istio  istiomesh.IstioVersion
+	// Meshes are the service meshes as seen from the namespace, in the order the status lists
+	// them; the one that claims a workload most strongly decides for it (mesh.Choose).
+	Meshes []mesh.Mesh
 	Now    time.Time
 	Config Config
 }
@@ -90,10 +84,8 @@ type PolicyContext struct {
 	Generation int64
 	// Previous is the status as observed; Complete never changes it.
 	Previous v1alpha1.ProbeRedirectPolicyStatus
-	// NamespaceMTLS is the namespace-level PeerAuthentication mode.
-	NamespaceMTLS v1alpha1.MTLSMode
-	// Istio is the namespace's Istio version.
-	Istio            istiomesh.IstioVersion
+	// Meshes are the meshes as seen from the namespace, for the policy's mesh, mode and versions.
+	Meshes           []mesh.Mesh
 	Now              time.Time
 	ProgressDeadline time.Duration
 }
@@ -125,6 +117,9 @@ type Verdict struct {
 	// policy; nil for a conflicting workload. The states in Status.Probes may hide it (an opted-out
 	// workload's probes say OptedOut).
 	Needs []Need
+	// Annotation is what the operator writes to the workload's pod template to turn the redirect
+	// on, in the workload's mesh.
+	Annotation mesh.Annotation
 	// Annotated is true when the template enables the rewrite.
 	Annotated bool
 	// RolledOut is true when the workload is annotated and its rollout is complete.
@@ -142,7 +137,6 @@ type Verdict struct {
 // Decide evaluates every workload the policy selects and picks those to annotate now, within
 // spec.rollout.maxConcurrent and pauseOnFailure.
 func Decide(in Input) Decision {
-	in = withDefaults(in)
 	d := newDecision(in, false)
 	selector, err := selectorOf(in.Policy)
 	if err != nil {
@@ -164,6 +158,17 @@ func Decide(in Input) Decision {
 	return finish(in, d)
 }
 
+// AnnotationOf returns the annotation that turns the redirect on for the workload ref, in its
+// mesh; ok is false when ref has no verdict.
+func (d Decision) AnnotationOf(ref Ref) (a mesh.Annotation, ok bool) {
+	for _, v := range d.Verdicts {
+		if v.Ref == ref {
+			return v.Annotation, v.Annotation.Key != ""
+		}
+	}
+	return mesh.Annotation{}, false
+}
+
 // newDecision starts a Decision with the policy's context.
 func newDecision(in Input, restoring bool) Decision {
 	return Decision{
@@ -171,8 +176,7 @@ func newDecision(in Input, restoring bool) Decision {
 		Policy: PolicyContext{
 			Generation:       in.Policy.Generation,
 			Previous:         in.Policy.Status,
-			NamespaceMTLS:    in.MTLS.NamespaceMode(in.Policy.Namespace),
-			Istio:            in.Istio,
+			Meshes:           in.Meshes,
 			Now:              in.Now,
 			ProgressDeadline: ProgressDeadline(in.Policy.Spec),
 		},
@@ -246,10 +250,14 @@ func unhealthyReport(in Input, verdicts []Verdict) UnhealthyReport {
 	// its predecessor.
 	// The sidecar's own probe (istio-proxy's readiness on 15021) fails on most pod starts; it says
 	// nothing about the app's probes, so it never counts against them.
+	proxies := map[string]bool{}
+	for _, m := range in.Meshes {
+		proxies[m.ProxyContainer()] = true
+	}
 	var events []corev1.Event
 	for _, e := range in.Events {
 		pod, ok := owners[e.InvolvedObject.Name]
-		if ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == pod.UID) && unhealthy.ContainerOf(&e) != istiomesh.ProxyContainerName {
+		if ok && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == pod.UID) && !proxies[unhealthy.ContainerOf(&e)] {
 			events = append(events, e)
 		}
 	}
@@ -356,12 +364,4 @@ func findRecord(records []v1alpha1.RolloutRecord, ref Ref) *v1alpha1.RolloutReco
 
 func (r Ref) matches(record v1alpha1.RolloutRecord) bool {
 	return record.Kind == r.Kind && record.Name == r.Name
-}
-
-// withDefaults fills what a caller may leave out.
-func withDefaults(in Input) Input {
-	if in.MTLS == nil {
-		in.MTLS = mtls.NewResolver("", nil)
-	}
-	return in
 }

@@ -92,7 +92,7 @@ func TestInvalidSelectorStallsAndWarnsOnce(t *testing.T) {
 			g := NewWithT(t)
 			p := policy(selector(tt.selector))
 			in := input(p, deployment("api"))
-			in.MTLS = resolver(strictNamespace())
+			istioOf(in).MTLS = resolver(strictNamespace())
 
 			d := plan.Decide(in)
 			g.Expect(d.Annotate).To(BeEmpty())
@@ -255,7 +255,7 @@ func TestNeedRules(t *testing.T) {
 			g := NewWithT(t)
 			w := deployment("web", containers(container("web", httpPort(), tt.probe)))
 			in := input(policy(tt.policy...), w)
-			in.MTLS = resolver(tt.pas...)
+			istioOf(in).MTLS = resolver(tt.pas...)
 
 			d, out := decide(in)
 
@@ -288,7 +288,7 @@ func TestProbeStatusDescribesOriginalAndRewrittenTargets(t *testing.T) {
 			liveness(tcpSocket(8080))),
 		container("cache", readiness(execProbe("redis-cli", "ping")), liveness(grpcProbe(9090)))))
 	in := input(policy(), w)
-	in.MTLS = resolver(strictNamespace())
+	istioOf(in).MTLS = resolver(strictNamespace())
 
 	_, out := decide(in)
 
@@ -435,7 +435,7 @@ func TestWorkloadStates(t *testing.T) {
 			g := NewWithT(t)
 			in := input(policy(tt.policy...), tt.workload)
 			if tt.namespaceLabels != nil {
-				in.NamespaceLabels = tt.namespaceLabels
+				istioOf(in).NamespaceLabels = tt.namespaceLabels
 			}
 
 			d, out := decide(in)

@@ -125,7 +125,7 @@ func TestUnhealthyEventsOfAnEarlierPodWithTheSameNameAreIgnored(t *testing.T) {
 func TestANilResolverMeansNoPeerAuthentication(t *testing.T) {
 	g := NewWithT(t)
 	in := input(policy(), deployment("a", tcpOnly))
-	in.MTLS = nil
+	istioOf(in).MTLS = nil
 	d, out := decide(in)
 	g.Expect(d.Annotate).To(HaveLen(1))
 	g.Expect(out.Status.MTLSMode).To(Equal(v1alpha1.MTLSPermissive))

@@ -42,8 +42,8 @@ func TestInjectLabelFollowsTheRunningIstio(t *testing.T) {
 			g := NewWithT(t)
 			w := deployment("billing", billing()...)
 			in := input(policy(), w)
-			in.MTLS = resolver(strictNamespace())
-			in.Istio = tt.istio
+			istioOf(in).MTLS = resolver(strictNamespace())
+			istioOf(in).Istio = tt.istio
 			if tt.pod != nil {
 				in.Pods = []*corev1.Pod{tt.pod(t)}
 			}

@@ -62,7 +62,7 @@ func TestContainersThatExistOnlyOnLivePods(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			in := input(policy(), web)
-			in.MTLS = resolver(strictNamespace())
+			istioOf(in).MTLS = resolver(strictNamespace())
 			in.Pods = []*corev1.Pod{tt.pod()}
 
 			_, out := decide(in)
@@ -126,7 +126,7 @@ func TestLiveOnlyProbesDoNotDependOnPodOrder(t *testing.T) {
 	for _, pods := range [][]*corev1.Pod{{reinvoked, notReinvoked}, {notReinvoked, reinvoked}} {
 		g := NewWithT(t)
 		in := input(policy(), web)
-		in.MTLS = resolver(strictNamespace())
+		istioOf(in).MTLS = resolver(strictNamespace())
 		in.Pods = pods
 		_, out := decide(in)
 		ws := workloadStatus(g, out.Status, deploymentRef("payments"))

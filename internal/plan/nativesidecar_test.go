@@ -66,7 +66,7 @@ func TestStartupProbeOfAnInitContainerBeforeAnOrdinarySidecar(t *testing.T) {
 			g := NewWithT(t)
 			in := input(policy(), tt.workload)
 			if tt.strict {
-				in.MTLS = resolver(strictNamespace())
+				istioOf(in).MTLS = resolver(strictNamespace())
 			}
 			if tt.pod != nil {
 				in.Pods = []*corev1.Pod{tt.pod(tt.workload)}

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
@@ -49,7 +49,7 @@ func portMode(p probes.Probe, modes mtls.Workload) v1alpha1.MTLSMode {
 }
 
 // probeStatuses lists every probe with its need, before the workload's verdict refines the states.
-func probeStatuses(analysed []probes.Probe, statusPort int32, modes mtls.Workload, needs []need) []v1alpha1.ProbeStatus {
+func probeStatuses(m mesh.Mesh, analysed []probes.Probe, port int32, modes mtls.Workload, needs []need) []v1alpha1.ProbeStatus {
 	out := make([]v1alpha1.ProbeStatus, len(analysed))
 	for i, p := range analysed {
 		out[i] = v1alpha1.ProbeStatus{
@@ -63,62 +63,49 @@ func probeStatuses(analysed []probes.Probe, statusPort int32, modes mtls.Workloa
 		}
 		if p.Handler != v1alpha1.HandlerExec {
 			out[i].MTLSMode = portMode(p, modes)
-			out[i].Rewritten = truncate(istiomesh.RewrittenTarget(p, statusPort), v1alpha1.MaxTargetLength)
+			out[i].Rewritten = truncate(m.RewrittenTarget(p, port), v1alpha1.MaxTargetLength)
 		}
 	}
 	return out
 }
 
-// podsOfWorkload are a workload's live pods, split by whether they were made from an annotated
-// template.
-type podsOfWorkload struct {
-	current, old []*corev1.Pod
-}
-
-// livePods returns the workload's pods that are not being deleted.
-func livePods(in Input, ref Ref) podsOfWorkload {
-	var pods podsOfWorkload
+// livePods returns the workload's pods that are not being deleted, sorted by name.
+func livePods(in Input, ref Ref) []*corev1.Pod {
+	var pods []*corev1.Pod
 	for _, pod := range in.Pods {
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		if owner, ok := WorkloadOfPod(pod); !ok || owner != ref {
-			continue
-		}
-		// (The pods are sorted by name below, so that no answer depends on the cache's order.)
-		if setting, _ := istiomesh.ReadRewriteSetting(pod.Annotations); setting == istiomesh.RewriteEnabled {
-			pods.current = append(pods.current, pod)
-		} else {
-			pods.old = append(pods.old, pod)
+		if owner, ok := WorkloadOfPod(pod); ok && owner == ref {
+			pods = append(pods, pod)
 		}
 	}
-	byName := func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) }
-	slices.SortFunc(pods.current, byName)
-	slices.SortFunc(pods.old, byName)
+	slices.SortFunc(pods, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	return pods
 }
 
 // verifyOnPods sets the state of each redirectable probe in statuses from the workload's live
 // pods and returns the worst state among them (Rewritten, PendingRollout or NotRewritten).
 // verifications are verifyPods' results for pods.current.
-func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods podsOfWorkload, verifications []probes.PodVerification, rolledOut bool, istio istiomesh.IstioVersion) v1alpha1.ProbeState {
+func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, w mesh.Workload, rolledOut bool) v1alpha1.ProbeState {
 	worst := v1alpha1.ProbeRewritten
+	current, old := w.Current, w.Old
 	for i, p := range analysed {
 		if p.Handler == v1alpha1.HandlerExec {
 			continue
 		}
 		ps := &statuses[i]
 		switch {
-		case len(pods.old) > 0:
+		case len(old) > 0:
 			setProbe(ps, v1alpha1.ProbePendingRollout, v1alpha1.StatusReasonPodsOnOldTemplate,
-				fmt.Sprintf("%d of %d pods predate the annotation", len(pods.old), len(pods.old)+len(pods.current)))
-		case len(pods.current) == 0 && !rolledOut:
+				fmt.Sprintf("%d of %d pods predate the annotation", len(old), len(old)+len(current)))
+		case len(current) == 0 && !rolledOut:
 			setProbe(ps, v1alpha1.ProbePendingRollout, v1alpha1.StatusReasonRolloutInProgress, "no pod from the annotated template yet")
-		case len(pods.current) == 0:
+		case len(current) == 0:
 			setProbe(ps, v1alpha1.ProbeRewritten, v1alpha1.StatusReasonTemplateAnnotated, "no pods to verify; new pods get the rewrite")
 		default:
-			setProbe(ps, v1alpha1.ProbeRewritten, v1alpha1.StatusReasonVerifiedOnPods, fmt.Sprintf("verified on %d pod(s)", len(pods.current)))
-			for j, v := range verifications {
+			setProbe(ps, v1alpha1.ProbeRewritten, v1alpha1.StatusReasonVerifiedOnPods, fmt.Sprintf("verified on %d pod(s)", len(current)))
+			for j, v := range w.Verifications {
 				pv, ok := v.Probes[p.Key()]
 				if ok && pv.Rewritten {
 					continue
@@ -127,10 +114,9 @@ func verifyOnPods(statuses []v1alpha1.ProbeStatus, analysed []probes.Probe, pods
 				if ok {
 					reason = pv.Reason
 				}
-				message := fmt.Sprintf("pod %s: probe not rewritten (%s)", pods.current[j].Name, reason)
-				if f, tooOld := rewriteFeature(p.Handler); reason == v1alpha1.StatusReasonProbeNotRewritten && tooOld && !istio.Has(f) {
-					reason = v1alpha1.StatusReasonRewriteNotInThisIstio
-					message = fmt.Sprintf("pod %s: Istio %s (%s) does not %s; that came in Istio %s (%s)", pods.current[j].Name, istio, istio.Source, f.Name, f.Since, f.Source)
+				message := fmt.Sprintf("pod %s: probe not rewritten (%s)", current[j].Name, reason)
+				if ok && pv.Message != "" {
+					message = fmt.Sprintf("pod %s: %s", current[j].Name, pv.Message)
 				}
 				setProbe(ps, v1alpha1.ProbeNotRewritten, reason, message)
 				break
@@ -150,18 +136,6 @@ func worse(a, b v1alpha1.ProbeState) v1alpha1.ProbeState {
 	return a
 }
 
-// verifyPods checks each of the workload's current pods against Istio's rewrite, once for both
-// verifyOnPods and liveOnlyProbes. meshStatusPort is the mesh default; a pod's own status-port
-// annotation overrides it.
-func verifyPods(pods podsOfWorkload, meshStatusPort int32) []probes.PodVerification {
-	verifications := make([]probes.PodVerification, len(pods.current))
-	for i, pod := range pods.current {
-		port, _ := istiomesh.StatusPort(pod.Annotations, meshStatusPort)
-		verifications[i] = istiomesh.VerifyPod(&pod.Spec, port)
-	}
-	return verifications
-}
-
 // liveProbes are the probes found on the live pods of a workload but not in its template.
 type liveProbes struct {
 	statuses []v1alpha1.ProbeStatus
@@ -174,10 +148,11 @@ type liveProbes struct {
 
 // liveOnlyProbes lists the probes of containers that exist only on the workload's current live
 // pods (added by another mutating webhook), each once, with whether it needs redirecting under
-// spec and whether Istio rewrote it. Istio rewrites only the probes of containers present when its
-// injector runs (istio/istio pkg/kube/inject/webhook.go, applyRewrite over the pod it was given),
-// so a container added later keeps its original probe unless the injector is reinvoked.
-func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Probe, pods podsOfWorkload, verifications []probes.PodVerification, meshStatusPort int32, modes mtls.Workload) liveProbes {
+// spec and whether the mesh rewrote it. A mesh's injector rewrites only the probes of containers
+// present when it runs (Istio: istio/istio pkg/kube/inject/webhook.go, applyRewrite over the pod it
+// was given), so a container added later keeps its original probe unless the injector is reinvoked.
+func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, m mesh.Mesh, template []probes.Probe, w mesh.Workload) liveProbes {
+	modes := w.Modes
 	out := liveProbes{worst: v1alpha1.ProbeRewritten}
 	known := map[probes.Key]bool{}
 	for _, p := range template {
@@ -192,10 +167,9 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 	}
 	var order []probes.Key
 	seen := map[probes.Key]*sighting{}
-	for i, pod := range pods.current {
-		port, _ := istiomesh.StatusPort(pod.Annotations, meshStatusPort)
-		verification := verifications[i]
-		for _, p := range istiomesh.Analyze(&pod.Spec, port) {
+	for i, pod := range w.Current {
+		verification := w.Verifications[i]
+		for _, p := range m.AnalyzePod(pod) {
 			if known[p.Key()] {
 				continue
 			}
@@ -225,7 +199,7 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 		case p.Handler == v1alpha1.HandlerExec:
 			setProbe(&ps, v1alpha1.ProbeNotNeeded, n.reason, n.message)
 		case sg.unrewritten == nil:
-			// Istio was reinvoked after the other webhook (reinvocationPolicy IfNeeded).
+			// The mesh's injector was reinvoked after the other webhook.
 			ps.Original = truncate(sg.rewritten.Original, v1alpha1.MaxTargetLength)
 			ps.Rewritten = truncate(sg.rewritten.Target, v1alpha1.MaxTargetLength)
 			setProbe(&ps, v1alpha1.ProbeRewritten, v1alpha1.StatusReasonVerifiedOnPods,
@@ -233,8 +207,8 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 		case n.needed:
 			ps.MTLSMode = portMode(p, modes)
 			setProbe(&ps, v1alpha1.ProbeNotRewritten, v1alpha1.StatusReasonAddedAfterInjection,
-				fmt.Sprintf("container %q exists only on the live pods (pod %s): a mutating webhook added it after Istio's injector ran, so its probe was not rewritten and %s; "+
-					"set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded", p.Container, sg.unrewritten.Name, n.message))
+				fmt.Sprintf("container %q exists only on the live pods (pod %s): a mutating webhook added it after %s's injector ran, so its probe was not rewritten and %s; %s",
+					p.Container, sg.unrewritten.Name, m.Name(), n.message, w.LateContainerAdvice))
 			out.needs = append(out.needs, Need{Reason: n.reason, Message: n.message})
 			out.statuses = append(out.statuses, ps)
 			out.worst = v1alpha1.ProbeNotRewritten
@@ -252,15 +226,4 @@ func liveOnlyProbes(spec v1alpha1.ProbeRedirectPolicySpec, template []probes.Pro
 		out.statuses = append(out.statuses, ps)
 	}
 	return out
-}
-
-// rewriteFeature names the Istio feature that rewrites probes of a handler, for TCP and gRPC.
-func rewriteFeature(h v1alpha1.ProbeHandler) (istiomesh.Feature, bool) {
-	switch h {
-	case v1alpha1.HandlerTCP:
-		return istiomesh.RewriteTCPProbes, true
-	case v1alpha1.HandlerGRPC:
-		return istiomesh.RewriteGRPCProbes, true
-	}
-	return istiomesh.Feature{}, false
 }

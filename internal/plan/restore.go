@@ -6,7 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
 )
 
@@ -15,7 +15,6 @@ import (
 // limits. Workloads another live policy selects keep their annotation; annotations a person wrote
 // are never removed. A suspended policy restores nothing and says so in an Event.
 func DecideRestore(in Input) Decision {
-	in = withDefaults(in)
 	d := newDecision(in, true)
 	selector, err := selectorOf(in.Policy)
 	if err != nil {
@@ -48,12 +47,13 @@ func DecideRestore(in Input) Decision {
 func judgeRestore(in Input, w Workload) (v Verdict, event *Event, keep bool) {
 	ref := w.Ref()
 	v = Verdict{Ref: ref, Status: v1alpha1.WorkloadStatus{Kind: ref.Kind, Name: ref.Name}}
-	setting, _ := istiomesh.ReadRewriteSetting(w.Template().Annotations)
+	annotation, enabled := redirectOnTemplate(in.Meshes, w.Template().Annotations)
+	v.Annotation = annotation
 	record := findRecord(in.Policy.Status.Rollouts, ref)
 	stale := record != nil && record.Generation > w.Object.GetGeneration()
 	deadline := ProgressDeadline(in.Policy.Spec)
 	switch {
-	case w.ManagedByOperator && setting == istiomesh.RewriteEnabled && !stale:
+	case w.ManagedByOperator && enabled && !stale:
 		v.Status.State, v.Status.Reason, v.Status.Message = v1alpha1.WorkloadQueued, v1alpha1.StatusReasonWaitingToRestore, "the operator's annotation is removed next"
 		return v, nil, true
 	case record == nil:
@@ -105,4 +105,15 @@ func anyLeftToRestore(verdicts []Verdict) bool {
 		}
 	}
 	return false
+}
+
+// redirectOnTemplate returns the annotation of a template that turns the probe redirect on in one
+// of the meshes; ok is false when none does.
+func redirectOnTemplate(meshes []mesh.Mesh, annotations map[string]string) (a mesh.Annotation, ok bool) {
+	for _, m := range meshes {
+		if r := m.ReadRedirect(annotations); r.State == mesh.RedirectEnabled {
+			return mesh.Annotation{Key: r.Annotation, Value: r.Raw}, true
+		}
+	}
+	return mesh.Annotation{}, false
 }

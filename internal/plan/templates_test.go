@@ -34,7 +34,7 @@ func TestTemplatesInjectedBeforeTheyWereApplied(t *testing.T) {
 	w := kubeInjected(t)
 	g.Expect(w.Template().Spec.Containers[0].ReadinessProbe.HTTPGet.Port.IntValue()).To(Equal(15020), "the template's probe was rewritten")
 	in := input(policy(), w)
-	in.MTLS = resolver(strictNamespace())
+	istioOf(in).MTLS = resolver(strictNamespace())
 	in.Pods = []*corev1.Pod{podOf(w, "x1"), podOf(w, "x2")}
 
 	d, out := decide(in)
@@ -72,7 +72,7 @@ func TestInjectionTemplates(t *testing.T) {
 			g := NewWithT(t)
 			w := deployment("grpc", containers(container("grpc", readiness(httpGet(8080, "/ready")))), templates(tt.value))
 			in := input(policy(), w)
-			in.MTLS = resolver(strictNamespace())
+			istioOf(in).MTLS = resolver(strictNamespace())
 
 			d, out := decide(in)
 
@@ -94,7 +94,7 @@ func TestKubeInjectedTemplateWithoutItsEntry(t *testing.T) {
 		}
 	}
 	in := input(policy(), w)
-	in.MTLS = resolver(strictNamespace())
+	istioOf(in).MTLS = resolver(strictNamespace())
 
 	d, out := decide(in)
 

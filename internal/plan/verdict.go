@@ -9,8 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 	"github.com/proberedirect/probe-redirect-operator/internal/rollout"
 )
@@ -31,88 +30,64 @@ func judge(in Input, w Workload) Verdict {
 			v.Needs[i] = Need{Reason: n.reason, Message: n.message}
 		}
 	}
-	v.Status.MTLSMode = f.modes.Mode
-	v.Status.Probes = probeStatuses(f.analysed, f.settings.StatusPort, f.modes, f.needs)
-	v.Annotated = f.settings.Rewrite == istiomesh.RewriteEnabled
+	v.Status.Mesh = f.mesh.Name()
+	v.Status.MTLSMode = f.w.Modes.Mode
+	v.Status.Probes = probeStatuses(f.mesh, f.w.Probes, f.w.Redirect.Port, f.w.Modes, f.needs)
+	v.Annotated = f.w.Redirect.State == mesh.RedirectEnabled
+	v.Annotation = f.mesh.RedirectAnnotation(in.Policy.Spec)
 	if f.record != nil && f.record.Generation > w.Object.GetGeneration() {
-		return awaitingCache(v, f.record, f.analysed)
+		return awaitingCache(v, f.record, f.w.Probes)
 	}
 	return decideWorkload(in, w, v, f)
 }
 
-// workloadFacts are what the verdict on one workload is decided from.
+// workloadFacts is what the decision on one workload reads: what its mesh says about it, and
+// what the policy makes of its probes.
 type workloadFacts struct {
-	settings istiomesh.Template
-	pods     podsOfWorkload
-	istio    istiomesh.IstioVersion
-	modes    mtls.Workload
-	analysed []probes.Probe
-	// rewrittenInTemplate counts the probes the template already holds rewritten (kube-inject).
-	rewrittenInTemplate int
-	needs               []need
-	anyNeeded           bool
-	record              *v1alpha1.RolloutRecord
+	// mesh is the mesh that claims the workload and w what it says.
+	mesh mesh.Mesh
+	w    mesh.Workload
+	// needs says, for each probe of w.Probes, whether it needs redirecting under the policy.
+	needs     []need
+	anyNeeded bool
+	// record is the policy's rollout record of the workload, nil for none.
+	record *v1alpha1.RolloutRecord
 }
 
-// observeWorkload reads the facts about a workload: its template's mesh settings as its Istio
-// version reads them, its live pods, its mTLS modes, and its probes with their needs.
+// observeWorkload asks the meshes about the workload (the one that claims it most strongly
+// answers) and weighs each probe against the policy.
 func observeWorkload(in Input, w Workload) workloadFacts {
-	template := w.Template()
-	f := workloadFacts{pods: livePods(in, w.Ref())}
-	f.istio = istioOf(in.Istio, f.pods)
-	f.settings = istiomesh.ReadTemplate(in.NamespaceLabels, template, in.Config.StatusPort, f.istio)
-	if !f.istio.Known() {
-		// The injection rules differ by version: with none to go by, the live pods tell.
-		if injected, found := sidecarOnPods(f.pods); found {
-			f.settings.Injected, f.settings.InjectionReason = injected, v1alpha1.StatusReasonNoSidecarOnLivePods
-			if injected {
-				f.settings.InjectionReason = v1alpha1.StatusReasonSidecarOnLivePods
-			}
-		}
-	}
-	f.modes = in.MTLS.ForWorkload(in.Policy.Namespace, template.Labels)
-	// A template injected before it was applied is judged by the probes its env keeps.
-	f.analysed, f.rewrittenInTemplate = istiomesh.Originals(&template.Spec, f.settings.StatusPort)
-	if f.rewrittenInTemplate > 0 && !template.Spec.HostNetwork {
-		f.settings.Injected = true
-		// Every pod comes from the injected template: none is "old".
-		f.pods = podsOfWorkload{current: slices.Concat(f.pods.current, f.pods.old)}
-	}
-	native := nativeSidecar(f.pods, f.settings)
-	if inTemplate, found := istiomesh.NativeSidecarOnPod(&template.Spec); found {
-		native = inTemplate // injected before it was applied: the template says where istio-proxy is
-	}
-	istiomesh.MarkStartupBeforeProxy(f.analysed, native)
-	f.needs = make([]need, len(f.analysed))
-	for i, p := range f.analysed {
-		f.needs[i] = needOf(in.Policy.Spec, p, f.modes)
+	f := workloadFacts{}
+	f.mesh, f.w, _ = mesh.Choose(in.Meshes, w.Template(), livePods(in, w.Ref()), in.Policy.Spec)
+	f.needs = make([]need, len(f.w.Probes))
+	for i, p := range f.w.Probes {
+		f.needs[i] = needOf(in.Policy.Spec, p, f.w.Modes)
 		f.anyNeeded = f.anyNeeded || f.needs[i].needed
 	}
 	f.record = findRecord(in.Policy.Status.Rollouts, w.Ref())
 	return f
 }
 
-// decideWorkload picks the verdict from the facts: the first rule that applies decides.
+// decideWorkload settles the verdict on a workload of the policy, from the first rule that
+// applies: not in the mesh, opted out, held back by the mesh, annotated (followed to its rollout),
+// refused by the mesh, a hazard that stops the pods, no need, else queued.
 func decideWorkload(in Input, w Workload, v Verdict, f workloadFacts) Verdict {
-	s := f.settings
-	switch {
-	case !s.Injected:
-		return leftAlone(v, f.analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, s.InjectionReason,
+	mw := f.w
+	if !mw.Injected {
+		return leftAlone(v, mw.Probes, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, mw.InjectionReason,
 			"no sidecar is injected, so the kubelet reaches the app directly")
-	case s.Rewrite == istiomesh.RewriteDisabled:
-		return leftAlone(v, f.analysed, v1alpha1.WorkloadOptedOut, v1alpha1.ProbeOptedOut, v1alpha1.StatusReasonRewriteDisabledByUser,
-			fmt.Sprintf("%s is %q on the pod template; the operator leaves it", istiomesh.RewriteAnnotation, s.RewriteRaw))
-	case s.Rewrite == istiomesh.RewriteInvalid && f.anyNeeded:
-		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidRewriteAnnotation,
-			fmt.Sprintf("%s is %q, which is not a boolean: Istio ignores it and uses the mesh default; the operator does not overwrite it", istiomesh.RewriteAnnotation, s.RewriteRaw))
-	case s.StatusPortErr != nil:
-		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonInvalidStatusPort,
-			s.StatusPortErr.Error())
-	case slices.ContainsFunc(s.InjectionTemplates, isProxyless):
-		return leftAlone(v, f.analysed, v1alpha1.WorkloadNotInMesh, v1alpha1.ProbeNotInMesh, v1alpha1.StatusReasonProxylessTemplate,
-			fmt.Sprintf("%s is %q: Istio's proxyless gRPC template adds no Envoy, so nothing intercepts the kubelet's probes, and it turns the probe rewrite off itself",
-				istiomesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
-	case f.rewrittenInTemplate > 0:
+	}
+	if mw.Redirect.State == mesh.RedirectDisabled {
+		return leftAlone(v, mw.Probes, v1alpha1.WorkloadOptedOut, v1alpha1.ProbeOptedOut, v1alpha1.StatusReasonRewriteDisabledByUser,
+			fmt.Sprintf("%s is %q on the pod template; the operator leaves it", mw.Redirect.Annotation, mw.Redirect.Raw))
+	}
+	for _, o := range mw.Blocked {
+		if !o.IfNeeded || f.anyNeeded {
+			return leftAlone(v, mw.Probes, o.State, o.ProbeState, o.Reason, o.Message)
+		}
+	}
+	switch {
+	case mw.RewrittenInTemplate > 0:
 		v = annotated(in, w, v, f, "the template itself (injected before it was applied)")
 		if v.Status.State == v1alpha1.WorkloadRedirected {
 			v.Status.Reason = v1alpha1.StatusReasonRewrittenInTemplate
@@ -124,22 +99,26 @@ func decideWorkload(in Input, w Workload, v Verdict, f workloadFacts) Verdict {
 			by = "its owner"
 		}
 		return annotated(in, w, v, f, by)
-	case f.anyNeeded && slices.ContainsFunc(s.InjectionTemplates, isUnknownTemplate):
-		return leftAlone(v, f.analysed, v1alpha1.WorkloadUnsupported, v1alpha1.ProbeUnsupported, v1alpha1.StatusReasonUnknownInjectionTemplate,
-			fmt.Sprintf("%s is %q, which names an injection template that is not Istio's own; the operator cannot tell whether it rewrites probes and does not annotate the workload",
-				istiomesh.InjectionTemplatesAnnotation, strings.Join(s.InjectionTemplates, ",")))
-	case hasHazard(f.analysed, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
-		// The mesh's own default rewrites probes in stock Istio, so this breaks with or without
-		// the operator, and whether or not a probe needs redirecting.
-		i := slices.IndexFunc(f.analysed, func(p probes.Probe) bool { return p.Hazard == v1alpha1.StatusReasonStartupProbeBeforeSidecar })
-		return leftAloneForHazard(v, f.analysed, f.needs, f.analysed[i],
-			"wherever Istio rewrites probes (its default, or the annotation the operator would add) the pods never start; the operator does not annotate the workload")
+	case mw.RedirectedByDefault:
+		v = annotated(in, w, v, f, fmt.Sprintf("nobody: %s redirects the probes by default", f.mesh.Name()))
+		if v.Status.State == v1alpha1.WorkloadRedirected {
+			v.Status.Reason = v1alpha1.StatusReasonRedirectedByMeshDefault
+		}
+		return v
+	case f.anyNeeded && mw.Refused != nil:
+		return leftAlone(v, mw.Probes, mw.Refused.State, mw.Refused.ProbeState, mw.Refused.Reason, mw.Refused.Message)
+	case hasHazard(mw.Probes, v1alpha1.StatusReasonStartupProbeBeforeSidecar):
+		// The rewrite itself, not the operator's annotation, is what breaks these pods, so a
+		// workload that needs nothing is reported too.
+		i := slices.IndexFunc(mw.Probes, func(p probes.Probe) bool { return p.Hazard == v1alpha1.StatusReasonStartupProbeBeforeSidecar })
+		return leftAloneForHazard(v, mw.Probes, f.needs, mw.Probes[i],
+			"wherever the mesh rewrites probes (its default, or the annotation the operator would add) the pods never start; the operator does not annotate the workload")
 	case !f.anyNeeded:
 		v.Status.State, v.Status.Reason = v1alpha1.WorkloadNotNeeded, v1alpha1.StatusReasonNoProbeNeedsRedirect
 		v.Status.Message = "no probe needs redirecting"
 		return v
 	default:
-		return unannotated(v, f.analysed, f.needs, suspended(in.Policy.Spec))
+		return unannotated(v, mw.Probes, f.needs, suspended(in.Policy.Spec))
 	}
 }
 
@@ -183,15 +162,14 @@ func unannotated(v Verdict, analysed []probes.Probe, needs []need, suspended boo
 // annotated is the verdict on a workload whose template enables the rewrite: it follows the
 // rollout, verifies the rewrite on the live pods, and reports hazards someone else enabled.
 func annotated(in Input, w Workload, v Verdict, f workloadFacts, by string) Verdict {
-	record, analysed := f.record, f.analysed
+	record, analysed := f.record, f.w.Probes
 	var minGeneration int64
 	if record != nil {
 		minGeneration = record.Generation
 	}
 	progress := w.Progress(minGeneration)
-	verifications := verifyPods(f.pods, in.Config.StatusPort)
-	verified := verifyOnPods(v.Status.Probes, analysed, f.pods, verifications, progress.Complete, f.istio)
-	extra := liveOnlyProbes(in.Policy.Spec, analysed, f.pods, verifications, in.Config.StatusPort, f.modes)
+	verified := verifyOnPods(v.Status.Probes, analysed, f.w, progress.Complete)
+	extra := liveOnlyProbes(in.Policy.Spec, f.mesh, analysed, f.w)
 	v.Status.Probes = append(v.Status.Probes, extra.statuses...)
 	v.Needs = append(v.Needs, extra.needs...)
 	if record == nil && w.ManagedByOperator && !progress.Complete && verified != v1alpha1.ProbeRewritten {
@@ -209,8 +187,8 @@ func annotated(in Input, w Workload, v Verdict, f workloadFacts, by string) Verd
 	if v.Status.Reason == v1alpha1.StatusReasonNotRewrittenByMesh && verified != v1alpha1.ProbeNotRewritten {
 		// Every probe left unrewritten belongs to a container the template does not have.
 		v.Status.Reason = v1alpha1.StatusReasonAddedAfterInjection
-		v.Status.Message = fmt.Sprintf("container(s) %s exist only on the live pods: a mutating webhook added them after Istio's injector ran, so their probes were not rewritten; "+
-			"set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded, or put the containers in the template", strings.Join(extra.unrewritten, ", "))
+		v.Status.Message = fmt.Sprintf("container(s) %s exist only on the live pods: a mutating webhook added them after %s's injector ran, so their probes were not rewritten; "+
+			"%s, or put the containers in the template", strings.Join(extra.unrewritten, ", "), f.mesh.Name(), f.w.LateContainerAdvice)
 	}
 	// Someone else enabled the rewrite on a template whose probes it breaks: say so, naming the
 	// first hazard.
@@ -291,18 +269,6 @@ func hasHazard(analysed []probes.Probe, hazard v1alpha1.StatusReason) bool {
 	return slices.ContainsFunc(analysed, func(p probes.Probe) bool { return p.Hazard == hazard })
 }
 
-// nativeSidecar says whether istio-proxy runs as a native sidecar in the workload's pods: the
-// live pods are the best evidence, then the template's annotation, then the mesh default of the
-// Istio version.
-func nativeSidecar(pods podsOfWorkload, settings istiomesh.Template) bool {
-	for _, pod := range slices.Concat(pods.current, pods.old) {
-		if native, found := istiomesh.NativeSidecarOnPod(&pod.Spec); found {
-			return native
-		}
-	}
-	return settings.NativeSidecar
-}
-
 func firstHazard(analysed []probes.Probe) int {
 	for i, p := range analysed {
 		if p.Hazard != "" {
@@ -339,35 +305,4 @@ func deadlineOf(record *v1alpha1.RolloutRecord, deadline time.Duration) time.Tim
 		return time.Time{}
 	}
 	return record.StartedAt.Add(deadline)
-}
-
-// istioOf is the Istio version of a workload: the newest istio-proxy image of its live pods when
-// they show one (newest, so that the answer does not depend on the pods' order), else the
-// namespace's.
-func istioOf(namespace istiomesh.IstioVersion, pods podsOfWorkload) istiomesh.IstioVersion {
-	if v := istiomesh.NewestOnPods(slices.Concat(pods.current, pods.old)); v.Known() {
-		return v
-	}
-	return namespace
-}
-
-// sidecarOnPods reports whether the workload's live pods have istio-proxy; found is false when
-// it has no live pods.
-func sidecarOnPods(pods podsOfWorkload) (injected, found bool) {
-	for _, pod := range slices.Concat(pods.current, pods.old) {
-		found = true
-		if _, has := istiomesh.NativeSidecarOnPod(&pod.Spec); has {
-			return true, true
-		}
-	}
-	return false, found
-}
-
-func isProxyless(template string) bool {
-	return slices.Contains(istiomesh.ProxylessTemplates, template)
-}
-
-// isUnknownTemplate reports whether an injection template is none of Istio's own.
-func isUnknownTemplate(template string) bool {
-	return !isProxyless(template) && !slices.Contains(istiomesh.ProbeRewritingTemplates, template)
 }

@@ -160,32 +160,28 @@ func KindWord(kind v1alpha1.ProbeKind) string {
 	return string(kind)
 }
 
-// ProbeVerification says whether one live probe was rewritten.
+// ProbeVerification says whether the mesh redirected one probe of a live pod.
 type ProbeVerification struct {
-	// Rewritten is true when the kubelet probe is an httpGet on the status
-	// port at istiomesh.ProberPath with scheme HTTP (or unset), and
-	// ISTIO_KUBE_APP_PROBERS on istio-proxy is valid and holds an entry for
-	// that path.
+	// Rewritten is true when the kubelet probe is the mesh's redirect of the original and the
+	// mesh can run the original (each mesh package says exactly what it checks).
 	Rewritten bool
 	// Target is what the kubelet probes now, in the format of Probe.Original.
 	Target string
-	// Original is the original probe recovered from ISTIO_KUBE_APP_PROBERS
-	// (format of Probe.Original; Istio has already resolved a named port
-	// there), "" if there is no valid entry.
+	// Original is the original probe as the mesh recorded it (format of Probe.Original), "" if
+	// the mesh's record of it is missing or invalid.
 	Original string
-	// Reason is set when Rewritten is false: StatusReasonNoSidecar,
-	// StatusReasonProbeNotRewritten, StatusReasonMissingKubeAppProbersEntry or
-	// StatusReasonInvalidKubeAppProbers.
-	Reason v1alpha1.StatusReason
+	// Reason is set when Rewritten is false, for example StatusReasonNoSidecar or
+	// StatusReasonProbeNotRewritten; Message, when set, explains it to a person.
+	Reason  v1alpha1.StatusReason
+	Message string
 }
 
-// PodVerification is the result of VerifyPod.
+// PodVerification is what a mesh's VerifyPod found on one live pod.
 type PodVerification struct {
-	// SidecarInjected is true when istio-proxy is in containers or, as a
-	// native sidecar, in initContainers.
+	// SidecarInjected is true when the mesh's sidecar is in containers or, as a native sidecar, in
+	// initContainers.
 	SidecarInjected bool
-	// Probes has an entry for every HTTP, TCP and GRPC probe of every
-	// container and init container except istio-proxy. Exec probes, which
-	// Istio never rewrites, are left out.
+	// Probes has an entry for every HTTP, TCP and GRPC probe of every container and init container
+	// except the mesh's sidecar. Exec probes, which no mesh rewrites, are left out.
 	Probes map[Key]ProbeVerification
 }
