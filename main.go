@@ -43,6 +43,7 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/controllers"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -56,11 +57,11 @@ func init() {
 
 // options are the manager's command-line flags.
 type options struct {
-	metricsAddr, probeAddr, rootNamespace, leaderElectionNamespace, watchNamespaces string
-	secureMetrics, enableHTTP2, leaderElect                                         bool
-	statusPort, concurrency                                                         int
-	unhealthyWindow, eventCoalesce                                                  time.Duration
-	zap                                                                             zap.Options
+	metricsAddr, probeAddr, rootNamespace, kumaSystemNamespace, leaderElectionNamespace, watchNamespaces string
+	secureMetrics, enableHTTP2, leaderElect                                                              bool
+	statusPort, concurrency                                                                              int
+	unhealthyWindow, eventCoalesce                                                                       time.Duration
+	zap                                                                                                  zap.Options
 }
 
 // parseFlags reads the command line.
@@ -76,6 +77,7 @@ func parseFlags() options {
 		"Comma-separated namespaces whose policies and workloads the operator manages; empty means all. "+
 			"Defaults to $WATCH_NAMESPACES, which the manifests fill from OLM's olm.targetNamespaces annotation.")
 	flag.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication.")
+	flag.StringVar(&o.kumaSystemNamespace, "kuma-system-namespace", kumamesh.DefaultSystemNamespace, "Kuma's system namespace, home of the mesh-wide MeshTLS policies.")
 	flag.IntVar(&o.statusPort, "status-port", int(istiomesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
 	flag.IntVar(&o.concurrency, "concurrency", 2, "How many policies are reconciled at once.")
 	flag.DurationVar(&o.unhealthyWindow, "unhealthy-window", 10*time.Minute, "How long a kubelet Unhealthy event keeps its pod in a policy's status.")
@@ -121,8 +123,8 @@ func run(o options) error {
 		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(watchNamespaces, o.rootNamespace),
-		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: false}},
+		Cache:                         controllers.CacheOptions(watchNamespaces, o.rootNamespace, o.kumaSystemNamespace),
+		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -140,6 +142,14 @@ func run(o options) error {
 		setupLog.Info("PeerAuthentication is not served by this cluster yet; every workload counts as PERMISSIVE until it is",
 			"group", schema.GroupKind{Group: securityv1.GroupName, Kind: "PeerAuthentication"}.String())
 	}
+	kumaMeshes, err := controllers.NewKumaMeshKind(disco, mgr.GetCache())
+	if err != nil {
+		setupLog.Error(err, "Failed to read discovery; Kuma's Mesh counts as not served until it can be read")
+	}
+	kumaMeshTLSes, err := controllers.NewKumaMeshTLSKind(disco, mgr.GetCache())
+	if err != nil {
+		setupLog.Error(err, "Failed to read discovery; Kuma's MeshTLS counts as not served until it can be read")
+	}
 	reconciler := &controllers.ProbeRedirectPolicyReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),
@@ -150,6 +160,9 @@ func run(o options) error {
 		RootNamespace:       o.rootNamespace,
 		EventCoalesce:       o.eventCoalesce,
 		PeerAuthentications: peerAuthentications,
+		KumaMeshes:          kumaMeshes,
+		KumaMeshTLSes:       kumaMeshTLSes,
+		KumaSystemNamespace: o.kumaSystemNamespace,
 		WatchNamespaces:     watchNamespaces,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.concurrency, RecoverPanic: ptrTo(true)}); err != nil {

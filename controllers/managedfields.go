@@ -21,12 +21,14 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 )
 
 // redirectAnnotationPaths are the field paths of every mesh's redirect annotation on a workload's
 // pod template.
 var redirectAnnotationPaths = []fieldpath.Path{
 	fieldpath.MakePathOrDie("spec", "template", "metadata", "annotations", istiomesh.RewriteAnnotation),
+	fieldpath.MakePathOrDie("spec", "template", "metadata", "annotations", kumamesh.ProbeProxyPortAnnotation),
 }
 
 // managesRewriteAnnotation reports whether fieldManager owns a redirect annotation of a workload's

@@ -8,6 +8,8 @@ import (
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -21,23 +23,26 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 )
 
-// DefaultMeshKindsInterval is how often PeerAuthenticationKind asks the API server's discovery
-// whether Istio's PeerAuthentication kind is served, in seconds of wall time.
+// DefaultMeshKindsInterval is how often a MeshKind asks the API server's discovery whether its
+// kind is served, in seconds of wall time.
 const DefaultMeshKindsInterval = 5 * time.Second
 
-// peerAuthenticationGroupVersion is the group/version whose discovery document says whether
-// PeerAuthentication is served (istio.io/client-go security/v1).
-var peerAuthenticationGroupVersion = securityv1.SchemeGroupVersion.String()
-
-// PeerAuthenticationKind follows whether the cluster serves Istio's PeerAuthentication kind, so
-// that a mesh installed (or removed) after the operator started is followed without a restart.
-// Every Interval it reads the discovery document of security.istio.io/v1; when the kind appears it
-// starts watching PeerAuthentications and wakes every policy, when it goes it stops the watch
-// (removing the informer) and wakes every policy again. The zero value is not usable: build it
-// with NewPeerAuthenticationKind.
-type PeerAuthenticationKind struct {
+// MeshKind follows whether the cluster serves one kind of a mesh's policy (Istio's
+// PeerAuthentication, Kuma's Mesh and MeshTLS), so that a mesh installed (or removed) after the
+// operator started is followed without a restart. Every Interval it reads the discovery document of
+// the kind's group version; when the kind appears it starts watching it and wakes every policy,
+// when it goes it stops the watch (removing the informer) and wakes every policy again. The zero
+// value is not usable: build it with NewPeerAuthenticationKind, NewKumaMeshKind or
+// NewKumaMeshTLSKind.
+type MeshKind struct {
 	// Interval is the discovery poll period; 0 means DefaultMeshKindsInterval.
 	Interval time.Duration
+
+	groupVersion schema.GroupVersion
+	kind         string
+	newObject    func() client.Object
+	// without says, for the log, what the operator assumes while the kind is not served.
+	without string
 
 	discovery discovery.DiscoveryInterface
 	cache     cache.Cache
@@ -51,22 +56,57 @@ type PeerAuthenticationKind struct {
 	watching   bool
 }
 
-// NewPeerAuthenticationKind returns a follower that asks d and starts informers in c. It reads
-// discovery once now, so Served is right before the manager starts; an error reading it (other
-// than "not found") counts as not served and is returned for the caller to log.
-func NewPeerAuthenticationKind(d discovery.DiscoveryInterface, c cache.Cache) (*PeerAuthenticationKind, error) {
-	k := &PeerAuthenticationKind{discovery: d, cache: c, wake: make(chan event.GenericEvent, 1024)}
+// NewPeerAuthenticationKind returns a follower of Istio's PeerAuthentication
+// (security.istio.io/v1) that asks d and starts informers in c. It reads discovery once now, so
+// Served is right before the manager starts; an error reading it (other than "not found") counts
+// as not served and is returned for the caller to log.
+func NewPeerAuthenticationKind(d discovery.DiscoveryInterface, c cache.Cache) (*MeshKind, error) {
+	return newMeshKind(d, c, securityv1.SchemeGroupVersion, "PeerAuthentication",
+		func() client.Object { return &securityv1.PeerAuthentication{} }, "every Istio workload counts as PERMISSIVE")
+}
+
+// KumaGroupVersion is the group version of Kuma's Mesh and MeshTLS (kumahq/kuma v2.14.3,
+// api/mesh/v1alpha1 and pkg/plugins/policies/meshtls/api/v1alpha1).
+var KumaGroupVersion = schema.GroupVersion{Group: "kuma.io", Version: "v1alpha1"}
+
+// NewKumaMeshKind returns a follower of Kuma's cluster-scoped Mesh, read as unstructured objects
+// (Kuma publishes no Go module the operator can use). See NewPeerAuthenticationKind.
+func NewKumaMeshKind(d discovery.DiscoveryInterface, c cache.Cache) (*MeshKind, error) {
+	return newMeshKind(d, c, KumaGroupVersion, "Mesh", func() client.Object { return NewKumaObject("Mesh") },
+		"every Kuma workload counts as DISABLE")
+}
+
+// NewKumaMeshTLSKind returns a follower of Kuma's MeshTLS policy, read as unstructured objects.
+func NewKumaMeshTLSKind(d discovery.DiscoveryInterface, c cache.Cache) (*MeshKind, error) {
+	return newMeshKind(d, c, KumaGroupVersion, "MeshTLS", func() client.Object { return NewKumaObject("MeshTLS") },
+		"Kuma workloads follow their Mesh's mode alone")
+}
+
+// NewKumaObject returns an empty unstructured object of a Kuma kind, or of its list when kind ends
+// in "List".
+func NewKumaObject(kind string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(KumaGroupVersion.WithKind(kind))
+	return u
+}
+
+func newMeshKind(d discovery.DiscoveryInterface, c cache.Cache, gv schema.GroupVersion, kind string, newObject func() client.Object, without string) (*MeshKind, error) {
+	k := &MeshKind{groupVersion: gv, kind: kind, newObject: newObject, without: without,
+		discovery: d, cache: c, wake: make(chan event.GenericEvent, 1024)}
 	served, err := k.discover()
 	k.served.Store(served)
 	return k, err
 }
 
-// Served reports whether PeerAuthentication was served at the last poll.
-func (k *PeerAuthenticationKind) Served() bool { return k != nil && k.served.Load() }
+// Served reports whether the kind was served at the last poll.
+func (k *MeshKind) Served() bool { return k != nil && k.served.Load() }
+
+// GroupKind names the followed kind.
+func (k *MeshKind) GroupKind() schema.GroupKind { return k.groupVersion.WithKind(k.kind).GroupKind() }
 
 // discover reads the group version's discovery document.
-func (k *PeerAuthenticationKind) discover() (bool, error) {
-	list, err := k.discovery.ServerResourcesForGroupVersion(peerAuthenticationGroupVersion)
+func (k *MeshKind) discover() (bool, error) {
+	list, err := k.discovery.ServerResourcesForGroupVersion(k.groupVersion.String())
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
@@ -74,23 +114,22 @@ func (k *PeerAuthenticationKind) discover() (bool, error) {
 		return false, err
 	}
 	for _, r := range list.APIResources {
-		if r.Kind == "PeerAuthentication" {
+		if r.Kind == k.kind {
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// register wires the follower to the controller: the PeerAuthentication watch uses h, and the
-// policies to wake on a change are listed with reader. It returns the source that delivers
-// those wake-ups.
-func (k *PeerAuthenticationKind) register(h handler.EventHandler, reader client.Reader) source.Source {
+// register wires the follower to the controller: the kind's watch uses h, and the policies to
+// wake on a change are listed with reader. It returns the source that delivers those wake-ups.
+func (k *MeshKind) register(h handler.EventHandler, reader client.Reader) source.Source {
 	k.handler, k.reader = h, reader
 	return source.Channel(k.wake, &handler.EnqueueRequestForObject{})
 }
 
 // started is called once the controller exists; it starts the watch if the kind is served.
-func (k *PeerAuthenticationKind) started(c controller.Controller) error {
+func (k *MeshKind) started(c controller.Controller) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.controller = c
@@ -100,11 +139,11 @@ func (k *PeerAuthenticationKind) started(c controller.Controller) error {
 	return nil
 }
 
-func (k *PeerAuthenticationKind) startWatchLocked() error {
+func (k *MeshKind) startWatchLocked() error {
 	if k.watching || k.controller == nil {
 		return nil
 	}
-	if err := k.controller.Watch(source.Kind[client.Object](k.cache, &securityv1.PeerAuthentication{}, k.handler)); err != nil {
+	if err := k.controller.Watch(source.Kind[client.Object](k.cache, k.newObject(), k.handler)); err != nil {
 		return err
 	}
 	k.watching = true
@@ -112,16 +151,16 @@ func (k *PeerAuthenticationKind) startWatchLocked() error {
 }
 
 // Start implements manager.Runnable: it polls discovery until ctx ends.
-func (k *PeerAuthenticationKind) Start(ctx context.Context) error {
+func (k *MeshKind) Start(ctx context.Context) error {
 	interval := k.Interval
 	if interval <= 0 {
 		interval = DefaultMeshKindsInterval
 	}
-	log := logf.FromContext(ctx).WithName("mesh-kinds")
+	log := logf.FromContext(ctx).WithName("mesh-kinds").WithValues("kind", k.GroupKind().String())
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		served, err := k.discover()
 		if err != nil {
-			log.Error(err, "Failed to read discovery; keeping the last answer", "groupVersion", peerAuthenticationGroupVersion)
+			log.Error(err, "Failed to read discovery; keeping the last answer", "groupVersion", k.groupVersion.String())
 			return
 		}
 		if served == k.served.Load() {
@@ -131,21 +170,21 @@ func (k *PeerAuthenticationKind) Start(ctx context.Context) error {
 		defer k.mu.Unlock()
 		if served {
 			if err := k.startWatchLocked(); err != nil {
-				log.Error(err, "Failed to start watching PeerAuthentications; retrying")
+				log.Error(err, "Failed to start watching the kind; retrying")
 				return
 			}
-			log.Info("PeerAuthentication is now served; following PeerAuthentications")
+			log.Info("Kind is now served; following it")
 		} else {
 			// Stop answering "served" before the informer goes, so that no new reconcile lists
-			// PeerAuthentications (which would start the informer again).
+			// the kind (which would start the informer again).
 			k.served.Store(false)
 			if k.watching {
-				if err := k.cache.RemoveInformer(ctx, &securityv1.PeerAuthentication{}); err != nil {
-					log.Error(err, "Failed to stop the PeerAuthentication informer")
+				if err := k.cache.RemoveInformer(ctx, k.newObject()); err != nil {
+					log.Error(err, "Failed to stop the informer")
 				}
 				k.watching = false
 			}
-			log.Info("PeerAuthentication is no longer served; every workload counts as PERMISSIVE")
+			log.Info("Kind is no longer served; " + k.without)
 		}
 		k.served.Store(served)
 		k.wakeAll(ctx)
@@ -154,7 +193,7 @@ func (k *PeerAuthenticationKind) Start(ctx context.Context) error {
 }
 
 // wakeAll enqueues every policy.
-func (k *PeerAuthenticationKind) wakeAll(ctx context.Context) {
+func (k *MeshKind) wakeAll(ctx context.Context) {
 	policies := &v1alpha1.ProbeRedirectPolicyList{}
 	if err := k.reader.List(ctx, policies); err != nil {
 		logf.FromContext(ctx).Error(err, "Failed to list policies to wake")
@@ -170,4 +209,4 @@ func (k *PeerAuthenticationKind) wakeAll(ctx context.Context) {
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: only the leader reconciles.
-func (k *PeerAuthenticationKind) NeedLeaderElection() bool { return true }
+func (k *MeshKind) NeedLeaderElection() bool { return true }

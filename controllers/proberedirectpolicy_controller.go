@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -42,10 +43,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
@@ -82,7 +85,12 @@ type ProbeRedirectPolicyReconciler struct {
 	WatchNamespaces []string
 	// PeerAuthentications follows whether the cluster serves Istio's PeerAuthentication kind;
 	// while it does not (or when nil), every workload counts as PERMISSIVE.
-	PeerAuthentications *PeerAuthenticationKind
+	PeerAuthentications *MeshKind
+	// KumaMeshes and KumaMeshTLSes follow whether the cluster serves Kuma's Mesh and MeshTLS
+	// kinds; nil when Kuma is not followed at all.
+	KumaMeshes, KumaMeshTLSes *MeshKind
+	// KumaSystemNamespace is Kuma's system namespace, home of the mesh-wide MeshTLS policies.
+	KumaSystemNamespace string
 }
 
 // +kubebuilder:rbac:groups=mesh.proberedirect.io,resources=proberedirectpolicies,verbs=get;list;watch;update;patch
@@ -93,6 +101,7 @@ type ProbeRedirectPolicyReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kuma.io,resources=meshes;meshtlses,verbs=get;list;watch
 
 // Reconcile observes one policy's namespace, decides, applies, and writes the status once, at
 // the end, whatever happened before.
@@ -208,7 +217,7 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 	if err := r.List(ctx, istiods, client.InNamespace(r.RootNamespace), client.MatchingLabels(istiomesh.IstiodLabelSelector)); err != nil {
 		return in, fmt.Errorf("listing istiod Deployments in %s: %w", r.RootNamespace, err)
 	}
-	istio := &istiomesh.Mesh{Namespace: ns, NamespaceLabels: namespace.Labels, StatusPort: r.IstioStatusPort,
+	istio := &istiomesh.View{Namespace: ns, NamespaceLabels: namespace.Labels, StatusPort: r.IstioStatusPort,
 		Istio: istiomesh.NamespaceVersion(in.Pods, istiods.Items, namespace.Labels)}
 
 	peerAuthentications, err := r.listPeerAuthentications(ctx, ns)
@@ -216,8 +225,66 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 		return in, err
 	}
 	istio.MTLS = mtls.NewResolver(r.RootNamespace, peerAuthentications)
-	in.Meshes = []mesh.Mesh{istio}
+
+	kumaModes, err := r.kumaModes(ctx, ns)
+	if err != nil {
+		return in, err
+	}
+	kuma := &kumamesh.View{Namespace: ns, NamespaceLabels: namespace.Labels, NamespaceAnnotations: namespace.Annotations,
+		SystemNamespace: r.KumaSystemNamespace, Modes: kumaModes}
+	in.Meshes = []mesh.Mesh{istio, kuma}
 	return in, nil
+}
+
+// kumaModes reads Kuma's Meshes and the MeshTLS policies of Kuma's system namespace and of ns, as
+// far as the cluster serves those kinds. An object Kuma itself would refuse is left out and logged.
+func (r *ProbeRedirectPolicyReconciler) kumaModes(ctx context.Context, ns string) (*kumamesh.Resolver, error) {
+	var meshes []kumamesh.Mesh
+	var policies []kumamesh.MeshTLS
+	log := ctrl.LoggerFrom(ctx)
+	if r.KumaMeshes.Served() {
+		list, err := r.listKuma(ctx, "MeshList")
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			m, err := kumamesh.MeshFromUnstructured(&list.Items[i])
+			if err != nil {
+				log.Info("Ignored a Kuma Mesh that cannot be read", "mesh", list.Items[i].GetName(), "error", err.Error())
+				continue
+			}
+			meshes = append(meshes, m)
+		}
+	}
+	if r.KumaMeshTLSes.Served() {
+		for _, n := range uniqueStrings(r.KumaSystemNamespace, ns) {
+			list, err := r.listKuma(ctx, "MeshTLSList", client.InNamespace(n))
+			if err != nil {
+				return nil, err
+			}
+			for i := range list.Items {
+				p, err := kumamesh.MeshTLSFromUnstructured(&list.Items[i])
+				if err != nil {
+					log.Info("Ignored a Kuma MeshTLS that cannot be read", "meshTLS", klog.KObj(&list.Items[i]), "error", err.Error())
+					continue
+				}
+				policies = append(policies, p)
+			}
+		}
+	}
+	return kumamesh.NewResolver(meshes, policies, r.KumaSystemNamespace), nil
+}
+
+// listKuma lists a Kuma kind from the cache, bounded in time like listPeerAuthentications.
+func (r *ProbeRedirectPolicyReconciler) listKuma(ctx context.Context, listKind string, opts ...client.ListOption) (*unstructured.UnstructuredList, error) {
+	ctx, cancel := context.WithTimeout(ctx, peerAuthenticationListTimeout)
+	defer cancel()
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(KumaGroupVersion.WithKind(listKind))
+	if err := r.List(ctx, list, opts...); err != nil {
+		return nil, fmt.Errorf("listing Kuma %s: %w", strings.TrimSuffix(listKind, "List"), err)
+	}
+	return list, nil
 }
 
 // peerAuthenticationListTimeout bounds listing PeerAuthentications from the cache.
@@ -388,18 +455,29 @@ func (r *ProbeRedirectPolicyReconciler) SetupWithManager(mgr ctrl.Manager, optio
 	for _, kind := range plan.WorkloadKinds {
 		b = b.Watches(kind.NewObject(), r.enqueueNamespace(0))
 	}
-	if r.PeerAuthentications == nil {
-		return b.Complete(r)
+	// A mesh's policy kinds are watched from the moment they are served, which may be after the
+	// start: each follower adds its watch then, and wakes every policy when its kind comes or goes.
+	var kinds []*MeshKind
+	follow := func(k *MeshKind, h handler.EventHandler) {
+		if k != nil {
+			b = b.WatchesRawSource(k.register(h, mgr.GetClient()))
+			kinds = append(kinds, k)
+		}
 	}
-	// PeerAuthentications are watched from the moment the kind is served, which may be after
-	// the start: the follower adds the watch then, and wakes every policy when the kind comes or goes.
-	b = b.WatchesRawSource(r.PeerAuthentications.register(r.enqueuePeerAuthentication(), mgr.GetClient()))
+	follow(r.PeerAuthentications, r.enqueuePeerAuthentication())
+	follow(r.KumaMeshes, r.enqueueAll())
+	follow(r.KumaMeshTLSes, r.enqueueKumaPolicy())
 	c, err := b.Build(r)
 	if err != nil {
 		return err
 	}
-	if err := r.PeerAuthentications.started(c); err != nil {
-		return err
+	for _, k := range kinds {
+		if err := k.started(c); err != nil {
+			return err
+		}
+		if err := mgr.Add(k); err != nil {
+			return err
+		}
 	}
-	return mgr.Add(r.PeerAuthentications)
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/proberedirect/probe-redirect-operator/controllers"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 	"github.com/proberedirect/probe-redirect-operator/test/testenv"
 )
@@ -70,7 +71,8 @@ func run(m *testing.M) int {
 		Scheme:                 testenv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(nil, rootNamespace),
+		Cache:                  controllers.CacheOptions(nil, rootNamespace, kumamesh.DefaultSystemNamespace),
+		Client:                 client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -86,6 +88,16 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "PeerAuthentication CRD is not served by the test API server", err)
 		return 1
 	}
+	kumaMeshes, err := controllers.NewKumaMeshKind(disco, mgr.GetCache())
+	if err != nil || !kumaMeshes.Served() {
+		fmt.Fprintln(os.Stderr, "Kuma's Mesh CRD is not served by the test API server", err)
+		return 1
+	}
+	kumaMeshTLSes, err := controllers.NewKumaMeshTLSKind(disco, mgr.GetCache())
+	if err != nil || !kumaMeshTLSes.Served() {
+		fmt.Fprintln(os.Stderr, "Kuma's MeshTLS CRD is not served by the test API server", err)
+		return 1
+	}
 	reconciler := &controllers.ProbeRedirectPolicyReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),
@@ -96,6 +108,9 @@ func run(m *testing.M) int {
 		RootNamespace:       rootNamespace,
 		EventCoalesce:       coalesce,
 		PeerAuthentications: peerAuthentications,
+		KumaMeshes:          kumaMeshes,
+		KumaMeshTLSes:       kumaMeshTLSes,
+		KumaSystemNamespace: kumamesh.DefaultSystemNamespace,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 2}); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -48,8 +48,10 @@ import (
 // watchNamespaces, when not empty, limits every namespaced kind to those namespaces (a
 // namespace-scoped install: OLM's OwnNamespace, SingleNamespace and MultiNamespace modes), except
 // Deployments and PeerAuthentications, which are also read in rootNamespace (istiod's version, the
-// mesh-wide PeerAuthentication). Namespaces, being cluster-scoped, are always cached whole.
-func CacheOptions(watchNamespaces []string, rootNamespace string) cache.Options {
+// mesh-wide PeerAuthentication), and Kuma's MeshTLS policies, which are also read in
+// kumaSystemNamespace (mesh-wide policies). Namespaces and Kuma's Meshes, being cluster-scoped,
+// are always cached whole.
+func CacheOptions(watchNamespaces []string, rootNamespace, kumaSystemNamespace string) cache.Options {
 	o := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Event{}: {
@@ -70,6 +72,11 @@ func CacheOptions(watchNamespaces []string, rootNamespace string) cache.Options 
 	}
 	o.ByObject[&appsv1.Deployment{}] = cache.ByObject{Namespaces: withRoot}
 	o.ByObject[&securityv1.PeerAuthentication{}] = cache.ByObject{Namespaces: withRoot}
+	withKumaSystem := map[string]cache.Config{kumaSystemNamespace: {}}
+	for _, ns := range watchNamespaces {
+		withKumaSystem[ns] = cache.Config{}
+	}
+	o.ByObject[NewKumaObject("MeshTLS")] = cache.ByObject{Namespaces: withKumaSystem}
 	return o
 }
 
@@ -115,6 +122,22 @@ func (r *ProbeRedirectPolicyReconciler) enqueuePoliciesInNamespace() handler.Eve
 func (r *ProbeRedirectPolicyReconciler) enqueuePeerAuthentication() handler.EventHandler {
 	return r.enqueue(0, func(obj client.Object) []client.ListOption {
 		if obj.GetNamespace() == r.RootNamespace {
+			return nil
+		}
+		return []client.ListOption{client.InNamespace(obj.GetNamespace())}
+	})
+}
+
+// enqueueAll maps an object to every policy (a change to a cluster-scoped Kuma Mesh).
+func (r *ProbeRedirectPolicyReconciler) enqueueAll() handler.EventHandler {
+	return r.enqueue(0, func(client.Object) []client.ListOption { return nil })
+}
+
+// enqueueKumaPolicy maps a Kuma MeshTLS to the policies it can affect: those of its namespace, or
+// all of them for a policy in Kuma's system namespace, which applies to the whole Mesh.
+func (r *ProbeRedirectPolicyReconciler) enqueueKumaPolicy() handler.EventHandler {
+	return r.enqueue(0, func(obj client.Object) []client.ListOption {
+		if obj.GetNamespace() == r.KumaSystemNamespace {
 			return nil
 		}
 		return []client.ListOption{client.InNamespace(obj.GetNamespace())}

@@ -94,6 +94,7 @@ var exposedFlags = []flagSpec{
 	{"leader-elect", "manager.leaderElection.enabled", boolFlag},
 	{"leader-election-namespace", "manager.leaderElection.namespace", optionalStringFlag},
 	{"root-namespace", "manager.rootNamespace", stringFlag},
+	{"kuma-system-namespace", "manager.kumaSystemNamespace", stringFlag},
 	{"status-port", "manager.statusPort", intFlag},
 	{"concurrency", "manager.concurrency", intFlag},
 	{"unhealthy-window", "manager.unhealthyWindow", stringFlag},

@@ -24,6 +24,8 @@ const testHelp = `Usage of manager:
     	Address the health and readiness endpoints bind to. (default ":8081")
   -kubeconfig string
     	Paths to a kubeconfig. Only required if out-of-cluster.
+  -kuma-system-namespace string
+    	Kuma's system namespace. (default "kuma-system")
   -leader-elect
     	Elect a leader.
   -leader-election-namespace string
@@ -179,7 +181,7 @@ func TestParseFlagHelpReadsDefaultsAndUsage(t *testing.T) {
 	for _, f := range flags {
 		byName[f.name] = f
 	}
-	g.Expect(byName).To(HaveLen(17))
+	g.Expect(byName).To(HaveLen(18))
 	g.Expect(byName["concurrency"]).To(Equal(managerFlag{name: "concurrency", typ: "int", usage: "How many policies are reconciled at once.", def: "2"}))
 	g.Expect(byName["health-probe-bind-address"].def).To(Equal(":8081"), "quoted defaults are unquoted")
 	g.Expect(byName["leader-elect"]).To(Equal(managerFlag{name: "leader-elect", usage: "Elect a leader."}))

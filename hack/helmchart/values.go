@@ -90,6 +90,7 @@ func (c *chart) buildValues() (*node, error) {
 				flagLeaf("manager.leaderElection.namespace"),
 			),
 			flagLeaf("manager.rootNamespace"),
+			flagLeaf("manager.kumaSystemNamespace"),
 			flagLeaf("manager.statusPort").withSchema(port),
 			flagLeaf("manager.concurrency").withSchema(positive),
 			flagLeaf("manager.unhealthyWindow").withSchema(duration),

@@ -211,7 +211,7 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 
 // decide runs plan.Decide for one workload under policy.
 func decide(w Workload, namespaceLabels map[string]string, policy *v1alpha1.ProbeRedirectPolicy, resolver *mtls.Resolver, opts Options) plan.Decision {
-	istio := &istiomesh.Mesh{Namespace: policy.Namespace, NamespaceLabels: namespaceLabels, Istio: opts.Istio, MTLS: resolver, StatusPort: opts.StatusPort}
+	istio := &istiomesh.View{Namespace: policy.Namespace, NamespaceLabels: namespaceLabels, Istio: opts.Istio, MTLS: resolver, StatusPort: opts.StatusPort}
 	return plan.Decide(plan.Input{
 		Policy:    policy,
 		Policies:  []*v1alpha1.ProbeRedirectPolicy{policy},

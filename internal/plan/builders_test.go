@@ -482,7 +482,7 @@ func input(p *v1alpha1.ProbeRedirectPolicy, ws ...plan.Workload) plan.Input {
 		Policy:    p,
 		Policies:  []*v1alpha1.ProbeRedirectPolicy{p},
 		Workloads: ws,
-		Meshes: []mesh.Mesh{&istiomesh.Mesh{Namespace: p.Namespace, NamespaceLabels: meshNamespace, MTLS: resolver(),
+		Meshes: []mesh.Mesh{&istiomesh.View{Namespace: p.Namespace, NamespaceLabels: meshNamespace, MTLS: resolver(),
 			StatusPort: istiomesh.DefaultStatusPort}},
 		Now:    now,
 		Config: config,
@@ -490,8 +490,8 @@ func input(p *v1alpha1.ProbeRedirectPolicy, ws ...plan.Workload) plan.Input {
 }
 
 // istioOf returns the Istio mesh of an input made by input, to change what the namespace shows.
-func istioOf(in plan.Input) *istiomesh.Mesh {
-	return in.Meshes[0].(*istiomesh.Mesh)
+func istioOf(in plan.Input) *istiomesh.View {
+	return in.Meshes[0].(*istiomesh.View)
 }
 
 // applied is what the controller reports when every workload of d's Annotate or Restore was

@@ -59,13 +59,16 @@ const (
 	// ISTIO_KUBE_APP_PROBERS (a named port the container does not declare),
 	// so the agent answers kubelet with 400.
 	VerdictStatus400 ProbeVerdict = "status400"
+	// VerdictStatus503: Kuma's application probe proxy (kuma-dp) cannot dial a
+	// redirected TCP probe's target and answers 503 UNHEALTHY.
+	VerdictStatus503 ProbeVerdict = "status503"
 	// VerdictNeverReady: the app itself never becomes ready (fault injection
 	// for rollout-deadline tests: an image whose name contains "never-ready").
 	VerdictNeverReady ProbeVerdict = "never-ready"
 )
 
 // Verdicts lists every verdict, the values VerdictAnnotation may hold.
-var Verdicts = []ProbeVerdict{VerdictPass, VerdictReset, VerdictStatus500, VerdictStatus400, VerdictNeverReady}
+var Verdicts = []ProbeVerdict{VerdictPass, VerdictReset, VerdictStatus500, VerdictStatus503, VerdictStatus400, VerdictNeverReady}
 
 // Probe handler kinds as seen in ProbeFacts.
 const (
@@ -241,6 +244,19 @@ var VerdictRules = []VerdictRule{
 		Doc:     "mesh-probes.md §6 #1 (a sidecar makes every TCP port look open), applied to Kuma's inbound capture (§4.1)",
 		When: func(f ProbeFacts) bool {
 			return f.KumaSidecar && !f.KumaRedirected && f.Handler == HandlerTCP && f.KumaCaptured
+		},
+	},
+	{
+		// mesh-probes.md §4.1: kuma-dp's TCP route dials podIP:port and
+		// answers 503 UNHEALTHY when the dial fails; the simulation takes a
+		// port the container does not declare as closed (the counterpart of
+		// agent-tcp-dial-fails: a TCP probe that passed only because of the
+		// sidecar fails once redirected).
+		Name:    "kuma-dp-tcp-dial-fails",
+		Verdict: VerdictStatus503,
+		Doc:     "mesh-probes.md §4.1: TCP/gRPC: 200 HEALTHY, otherwise 503 UNHEALTHY",
+		When: func(f ProbeFacts) bool {
+			return f.KumaRedirected && f.AgentHandler == HandlerTCP && !f.PortDeclared
 		},
 	},
 	{

@@ -64,7 +64,14 @@ func AssetsDir() (string, error) {
 	return dir, nil
 }
 
-// New returns an envtest environment with the operator's CRD and Istio's CRDs; call Start on it.
+// KumaCRDs is the path of Kuma's Mesh, MeshTLS and MeshHealthCheck CRDs (kumahq/kuma v2.14.3), kept
+// with the shared fixtures next to the repository.
+func KumaCRDs() string {
+	return filepath.Join(RepoRoot(), "..", "shared", "fixtures", "kuma-crds")
+}
+
+// New returns an envtest environment with the operator's CRD, Istio's CRDs and Kuma's; call Start
+// on it.
 func New() (*envtest.Environment, error) {
 	assets, err := AssetsDir()
 	if err != nil {
@@ -76,7 +83,7 @@ func New() (*envtest.Environment, error) {
 	}
 	return &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), istio},
+		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), istio, KumaCRDs()},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme,
 	}, nil

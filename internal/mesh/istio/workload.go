@@ -31,9 +31,9 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
-// Mesh is Istio as seen from one namespace: the mesh.Mesh the decision asks about Istio's
+// View is Istio as seen from one namespace: the mesh.Mesh the decision asks about Istio's
 // workloads. The controller fills it from what it observed.
-type Mesh struct {
+type View struct {
 	// Namespace is the namespace's name and NamespaceLabels its labels.
 	Namespace       string
 	NamespaceLabels map[string]string
@@ -46,30 +46,30 @@ type Mesh struct {
 	StatusPort int32
 }
 
-var _ mesh.Mesh = &Mesh{}
+var _ mesh.Mesh = &View{}
 
 // Name returns v1alpha1.MeshIstio.
-func (m *Mesh) Name() v1alpha1.MeshName { return v1alpha1.MeshIstio }
+func (m *View) Name() v1alpha1.MeshName { return v1alpha1.MeshIstio }
 
 // ProxyContainer returns istio-proxy.
-func (m *Mesh) ProxyContainer() string { return ProxyContainerName }
+func (m *View) ProxyContainer() string { return ProxyContainerName }
 
 // FillStatus sets istioVersion to the namespace's Istio version ("unknown" when unknown).
-func (m *Mesh) FillStatus(status *v1alpha1.ProbeRedirectPolicyStatus) {
+func (m *View) FillStatus(status *v1alpha1.ProbeRedirectPolicyStatus) {
 	status.IstioVersion = m.Istio.String()
 }
 
 // InjectsNamespace reports whether the namespace's labels select Istio's injection: the
 // istio-injection=enabled label, or a non-empty istio.io/rev (Injection).
-func (m *Mesh) InjectsNamespace() bool {
+func (m *View) InjectsNamespace() bool {
 	return m.NamespaceLabels[namespaceInjectionLabel] == "enabled" ||
 		(m.NamespaceLabels[namespaceInjectionLabel] == "" && m.NamespaceLabels[label.IoIstioRev.Name] != "")
 }
 
 // NamespaceMode returns the namespace-level PeerAuthentication mode.
-func (m *Mesh) NamespaceMode() v1alpha1.MTLSMode { return m.resolver().NamespaceMode(m.Namespace) }
+func (m *View) NamespaceMode() v1alpha1.MTLSMode { return m.resolver().NamespaceMode(m.Namespace) }
 
-func (m *Mesh) resolver() *mtls.Resolver {
+func (m *View) resolver() *mtls.Resolver {
 	if m.MTLS == nil {
 		return mtls.NewResolver("", nil)
 	}
@@ -78,7 +78,7 @@ func (m *Mesh) resolver() *mtls.Resolver {
 
 // ReadRedirect reads RewriteAnnotation and the status port from annotations (ReadRewriteSetting,
 // StatusPort).
-func (m *Mesh) ReadRedirect(annotations map[string]string) mesh.Redirect {
+func (m *View) ReadRedirect(annotations map[string]string) mesh.Redirect {
 	setting, raw := ReadRewriteSetting(annotations)
 	port, _ := StatusPort(annotations, m.StatusPort)
 	r := mesh.Redirect{Annotation: RewriteAnnotation, Raw: raw, Port: port}
@@ -94,25 +94,25 @@ func (m *Mesh) ReadRedirect(annotations map[string]string) mesh.Redirect {
 }
 
 // RedirectAnnotation returns sidecar.istio.io/rewriteAppHTTPProbers: "true".
-func (m *Mesh) RedirectAnnotation(v1alpha1.ProbeRedirectPolicySpec) mesh.Annotation {
+func (m *View) RedirectAnnotation(v1alpha1.ProbeRedirectPolicySpec) mesh.Annotation {
 	return mesh.Annotation{Key: RewriteAnnotation, Value: "true"}
 }
 
 // AnalyzePod lists a live pod's probes as Analyze does, on the pod's own status port.
-func (m *Mesh) AnalyzePod(pod *corev1.Pod) []probes.Probe {
+func (m *View) AnalyzePod(pod *corev1.Pod) []probes.Probe {
 	port, _ := StatusPort(pod.Annotations, m.StatusPort)
 	return Analyze(&pod.Spec, port)
 }
 
 // RewrittenTarget is RewrittenTarget on the status port.
-func (m *Mesh) RewrittenTarget(p probes.Probe, port int32) string { return RewrittenTarget(p, port) }
+func (m *View) RewrittenTarget(p probes.Probe, port int32) string { return RewrittenTarget(p, port) }
 
 // Observe reads one workload as Istio's injector would treat it: ReadTemplate for the template's
 // settings, the live pods for the Istio version and, when no version is known, for whether
 // istio-proxy is there; Originals for the probes (a template injected before it was applied
 // carries rewritten ones); MarkStartupBeforeProxy; and VerifyPod on every pod made with the rewrite
 // annotation on.
-func (m *Mesh) Observe(template *corev1.PodTemplateSpec, pods []*corev1.Pod, _ v1alpha1.ProbeRedirectPolicySpec) mesh.Workload {
+func (m *View) Observe(template *corev1.PodTemplateSpec, pods []*corev1.Pod, _ v1alpha1.ProbeRedirectPolicySpec) mesh.Workload {
 	w := mesh.Workload{Mesh: v1alpha1.MeshIstio, LateContainerAdvice: "set Istio's sidecarInjectorWebhook.reinvocationPolicy to IfNeeded"}
 	for _, pod := range pods {
 		if setting, _ := ReadRewriteSetting(pod.Annotations); setting == RewriteEnabled {
@@ -167,7 +167,7 @@ func (m *Mesh) Observe(template *corev1.PodTemplateSpec, pods []*corev1.Pod, _ v
 
 // claim says how strongly the workload belongs to Istio: istio-proxy on its live pods, Istio's
 // injection rules, or only Istio's injection labels.
-func (m *Mesh) claim(template *corev1.PodTemplateSpec, injected, sidecarSeen bool) mesh.Claim {
+func (m *View) claim(template *corev1.PodTemplateSpec, injected, sidecarSeen bool) mesh.Claim {
 	switch {
 	case sidecarSeen:
 		return mesh.ClaimSidecarOnPods
