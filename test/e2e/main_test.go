@@ -20,6 +20,7 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/test/installcheck"
 	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
+	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 	"github.com/proberedirect/probe-redirect-operator/test/testenv"
 )
 
@@ -57,7 +58,7 @@ func run(m *testing.M) int {
 		Name:          name,
 		Dir:           filepath.Join(root, ".local", "clusters", name),
 		Nodes:         3,
-		Injector:      &localcluster.InjectorOptions{RewriteAppHTTPProbe: false},
+		Injector:      &localcluster.InjectorOptions{RewriteAppHTTPProbe: false, Kuma: true, KumaConfig: kumaConfig()},
 		KwokStagesDir: os.Getenv("KWOK_STAGES_DIR"),
 		Logf:          func(format string, args ...any) { fmt.Printf("localcluster: "+format+"\n", args...) },
 	})
@@ -110,6 +111,17 @@ func run(m *testing.M) int {
 		keepDir = false
 	}
 	return code
+}
+
+// kumaConfig is the Kuma control plane of the Kuma scenarios: the application probe proxy off by
+// default (applicationProbeProxyPort: 0) and virtual probes off, as on a control plane upgraded
+// from before 2.9 with virtualProbesEnabled: false (Kuma's golden case 19), so that the kubelet's
+// probes reach the app ports unless a workload asks for the proxy.
+func kumaConfig() *meshdouble.KumaOptions {
+	o := meshdouble.DefaultKumaOptions()
+	o.ProbeProxyPort = 0
+	o.VirtualProbesEnabled = false
+	return &o
 }
 
 func installCRD(ctx context.Context, path string) error {

@@ -337,8 +337,8 @@ func TestScenario8KubectlWaitAndGet(t *testing.T) {
 	t.Logf("kubectl get proberedirectpolicies:\n%s", out)
 	lines := strings.Split(out, "\n")
 	g.Expect(lines).To(HaveLen(2))
-	g.Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "MTLS", "WORKLOADS", "REWRITTEN", "UNHEALTHY", "READY", "AGE"}))
-	g.Expect(strings.Fields(lines[1])[:6]).To(Equal([]string{"nginx", "STRICT", "1", "1", "0", "True"}))
+	g.Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "MESH", "MTLS", "WORKLOADS", "REWRITTEN", "UNHEALTHY", "READY", "AGE"}))
+	g.Expect(strings.Fields(lines[1])[:7]).To(Equal([]string{"nginx", "Istio", "STRICT", "1", "1", "0", "True"}))
 
 	out, err = kubectl(t, "get", "prp", "-n", ns, "-o", "wide")
 	g.Expect(err).NotTo(HaveOccurred(), out)
