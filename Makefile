@@ -56,7 +56,7 @@ test: envtest-bins controller-gen kustomize vet ## Run every unit and integratio
 	$(MAKE) --no-print-directory test-istio
 
 .PHONY: test-istio
-test-istio: ## Cross-check internal/mtls and internal/mesh with Istio's own code (separate Go module test/istio: PeerAuthentication resolution, the chart's webhooks and the injector).
+test-istio: ## Cross-check internal/mesh/istio with Istio's own code (separate Go module test/istio: PeerAuthentication resolution, the chart's webhooks and the injector).
 	cd test/istio && go vet ./... && go test $(GOTEST_FLAGS) ./...
 
 .PHONY: test-helm
@@ -64,7 +64,7 @@ test-helm: envtest-bins kustomize ## Check dist/chart with Helm's own code (sepa
 	cd test/helm && go vet -tags e2e ./... && KUBEBUILDER_ASSETS="$(LOCALBIN)" KUSTOMIZE="$(KUSTOMIZE)" go test $(GOTEST_FLAGS) ./...
 
 FUZZTIME ?= 10m
-FUZZ_TARGETS = internal/mesh/istio:FuzzAnalyzeAndVerify internal/unhealthy:FuzzUnhealthyEvent internal/mtls:FuzzResolver internal/plan:FuzzSelector
+FUZZ_TARGETS = internal/mesh/istio:FuzzAnalyzeAndVerify internal/unhealthy:FuzzUnhealthyEvent internal/mesh/istio:FuzzResolver internal/plan:FuzzSelector
 .PHONY: fuzz
 fuzz: ## Fuzz probe analysis and live-pod verification, the Unhealthy event parser, the mTLS resolution and selector handling, FUZZTIME each (10m by hand; CI runs a short FUZZTIME).
 	@for t in $(FUZZ_TARGETS); do \

@@ -49,7 +49,6 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -224,7 +223,7 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 	if err != nil {
 		return in, err
 	}
-	istio.MTLS = mtls.NewResolver(r.RootNamespace, peerAuthentications)
+	istio.MTLS = istiomesh.NewResolver(r.RootNamespace, peerAuthentications)
 
 	kumaModes, err := r.kumaModes(ctx, ns)
 	if err != nil {

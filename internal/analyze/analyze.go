@@ -13,7 +13,6 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -146,7 +145,7 @@ func Analyze(objs Objects, opts Options) Report {
 	for _, ns := range objs.Namespaces {
 		namespaces[ns.Name] = ns
 	}
-	resolver := mtls.NewResolver(opts.RootNamespace, objs.PeerAuthentications)
+	resolver := istiomesh.NewResolver(opts.RootNamespace, objs.PeerAuthentications)
 	unknown := map[string]bool{}
 	for _, w := range objs.Workloads {
 		ns := w.Object.GetNamespace()
@@ -168,7 +167,7 @@ func Analyze(objs Objects, opts Options) Report {
 }
 
 // judge runs plan.Decide for one workload and reads its verdict.
-func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.ProbeRedirectPolicy, resolver *mtls.Resolver, opts Options) WorkloadFinding {
+func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.ProbeRedirectPolicy, resolver *istiomesh.Resolver, opts Options) WorkloadFinding {
 	ns := w.Object.GetNamespace()
 	owner := plan.ManagingPolicy(policies, w.Workload)
 	// Whether a probe breaks is judged under the API's defaults (every handler, StrictMTLS): a
@@ -210,7 +209,7 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 }
 
 // decide runs plan.Decide for one workload under policy.
-func decide(w Workload, namespaceLabels map[string]string, policy *v1alpha1.ProbeRedirectPolicy, resolver *mtls.Resolver, opts Options) plan.Decision {
+func decide(w Workload, namespaceLabels map[string]string, policy *v1alpha1.ProbeRedirectPolicy, resolver *istiomesh.Resolver, opts Options) plan.Decision {
 	istio := &istiomesh.View{Namespace: policy.Namespace, NamespaceLabels: namespaceLabels, Istio: opts.Istio, MTLS: resolver, StatusPort: opts.StatusPort}
 	return plan.Decide(plan.Input{
 		Policy:    policy,

@@ -25,7 +25,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
@@ -124,7 +123,7 @@ type Workload struct {
 	// RewrittenInTemplate counts probes the template itself already carries in rewritten form.
 	RewrittenInTemplate int
 	// Modes is the workload's effective mTLS mode, per port where the mesh says so.
-	Modes mtls.Workload
+	Modes Modes
 	// Current are the live pods made with the redirect on, Old the others, each sorted by name.
 	Current, Old []*corev1.Pod
 	// Verifications hold, for each pod of Current, whether its probes were redirected; a
@@ -162,4 +161,27 @@ func Choose(meshes []Mesh, template *corev1.PodTemplateSpec, pods []*corev1.Pod,
 		}
 	}
 	return m, w, ok
+}
+
+// Modes is a workload's effective mutual TLS mode, as its mesh resolves it.
+type Modes struct {
+	// Mode is the workload-level effective mode.
+	Mode v1alpha1.MTLSMode
+	// PortModes holds the effective per-port overrides, keyed by container port (Istio: the chosen
+	// workload policy's portLevelMtls; Kuma: a MeshTLS targeting one inbound). Nil when none.
+	PortModes map[uint32]v1alpha1.MTLSMode
+	// Source names the narrowest object that decided Mode ("namespace/name" of a policy, "Mesh
+	// <name>"), or "" when the mesh's default applies.
+	Source string
+}
+
+// ForPort returns the mode for a container port: its PortModes entry if present, else Mode.
+func (w Modes) ForPort(port int32) v1alpha1.MTLSMode {
+	// Guard the conversion: a negative port would wrap to a large uint32 and could hit a bogus key.
+	if port > 0 {
+		if m, ok := w.PortModes[uint32(port)]; ok {
+			return m
+		}
+	}
+	return w.Mode
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 )
@@ -451,8 +450,8 @@ const (
 // strictNamespace is a namespace-wide STRICT PeerAuthentication.
 func strictNamespace() *securityv1.PeerAuthentication { return peerAuth("default", strict) }
 
-func resolver(pas ...*securityv1.PeerAuthentication) *mtls.Resolver {
-	return mtls.NewResolver(rootNamespace, pas)
+func resolver(pas ...*securityv1.PeerAuthentication) *istiomesh.Resolver {
+	return istiomesh.NewResolver(rootNamespace, pas)
 }
 
 // istio is a known Istio version, as read from istiod.

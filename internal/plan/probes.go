@@ -9,7 +9,6 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
@@ -21,7 +20,7 @@ type need struct {
 }
 
 // needOf decides whether probe p needs redirecting under spec, given its workload's mTLS modes.
-func needOf(spec v1alpha1.ProbeRedirectPolicySpec, p probes.Probe, modes mtls.Workload) need {
+func needOf(spec v1alpha1.ProbeRedirectPolicySpec, p probes.Probe, modes mesh.Modes) need {
 	if p.Handler == v1alpha1.HandlerExec {
 		return need{reason: v1alpha1.StatusReasonExecProbe, message: "exec probes run inside the container; the sidecar does not intercept them"}
 	}
@@ -41,7 +40,7 @@ func needOf(spec v1alpha1.ProbeRedirectPolicySpec, p probes.Probe, modes mtls.Wo
 	return need{reason: v1alpha1.StatusReasonPortNotStrict, message: fmt.Sprintf("mTLS mode on port %d is %s, so the kubelet reaches the app", p.Port, mode)}
 }
 
-func portMode(p probes.Probe, modes mtls.Workload) v1alpha1.MTLSMode {
+func portMode(p probes.Probe, modes mesh.Modes) v1alpha1.MTLSMode {
 	if p.Port > 0 {
 		return modes.ForPort(p.Port)
 	}
@@ -49,7 +48,7 @@ func portMode(p probes.Probe, modes mtls.Workload) v1alpha1.MTLSMode {
 }
 
 // probeStatuses lists every probe with its need, before the workload's verdict refines the states.
-func probeStatuses(m mesh.Mesh, analysed []probes.Probe, port int32, modes mtls.Workload, needs []need) []v1alpha1.ProbeStatus {
+func probeStatuses(m mesh.Mesh, analysed []probes.Probe, port int32, modes mesh.Modes, needs []need) []v1alpha1.ProbeStatus {
 	out := make([]v1alpha1.ProbeStatus, len(analysed))
 	for i, p := range analysed {
 		out[i] = v1alpha1.ProbeStatus{

@@ -36,7 +36,7 @@
 //     injectRequired) and answering with a JSON Patch.
 //
 // The rewrite is implemented independently of the operator's own probe logic
-// (internal/probes); it reuses only constants and mesh.StatusPort from
+// (internal/mesh/istio); it reuses only constants and StatusPort from
 // internal/mesh, so agreement between the two is evidence, not tautology.
 //
 // # What it does not cover

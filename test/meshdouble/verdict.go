@@ -21,7 +21,6 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 )
 
 // This file is the "kubelet side" of the simulation: it decides, at pod
@@ -655,7 +654,7 @@ func (v *VerdictWebhook) addVerdict(ctx context.Context, reqBody, respBody []byt
 }
 
 // OperatorModes is a ModeResolver built on the operator's own
-// PeerAuthentication resolution (internal/mtls), for the double only: the
+// PeerAuthentication resolution (internal/mesh/istio), for the double only: the
 // end-to-end tests resolve modes with Istio's code (test/istio), so that a
 // mistake in internal/mtls cannot agree with itself. rootNamespace "" means
 // istio-system; list returns the PeerAuthentications of the given namespaces
@@ -676,7 +675,7 @@ func OperatorModes(rootNamespace string, list func(ctx context.Context, namespac
 				return nil, fmt.Errorf("listing PeerAuthentications: %w", err)
 			}
 		}
-		workload := mtls.NewResolver(rootNamespace, policies).ForWorkload(namespace, podLabels)
+		workload := istiomesh.NewResolver(rootNamespace, policies).ForWorkload(namespace, podLabels)
 		return func(port int32) v1alpha1.MTLSMode {
 			if port == 0 {
 				return workload.Mode

@@ -27,7 +27,6 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
 	"github.com/proberedirect/probe-redirect-operator/internal/probes"
 )
 
@@ -41,7 +40,7 @@ type View struct {
 	// they show one, decide for that workload.
 	Istio IstioVersion
 	// MTLS resolves PeerAuthentication modes; nil counts every port as PERMISSIVE.
-	MTLS *mtls.Resolver
+	MTLS *Resolver
 	// StatusPort is the mesh-wide default status port (DefaultStatusPort unless configured).
 	StatusPort int32
 }
@@ -69,9 +68,9 @@ func (m *View) InjectsNamespace() bool {
 // NamespaceMode returns the namespace-level PeerAuthentication mode.
 func (m *View) NamespaceMode() v1alpha1.MTLSMode { return m.resolver().NamespaceMode(m.Namespace) }
 
-func (m *View) resolver() *mtls.Resolver {
+func (m *View) resolver() *Resolver {
 	if m.MTLS == nil {
-		return mtls.NewResolver("", nil)
+		return NewResolver("", nil)
 	}
 	return m.MTLS
 }

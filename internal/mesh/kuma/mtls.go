@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
 // Labels and annotations Kuma puts on policies and Dataplanes (api/mesh/v1alpha1/dataplane_helpers.go;
@@ -419,7 +419,7 @@ func (r *Resolver) MeshMode(meshName string) v1alpha1.MTLSMode {
 // ForWorkload returns the effective mode for pods with podLabels in namespace that belong to the
 // Mesh meshName. It is ForPod without a pod name or container ports: a Dataplane targetRef that
 // names one pod never matches, and a sectionName is taken as a port number.
-func (r *Resolver) ForWorkload(meshName, namespace string, podLabels map[string]string) mtls.Workload {
+func (r *Resolver) ForWorkload(meshName, namespace string, podLabels map[string]string) mesh.Modes {
 	return r.ForPod(meshName, namespace, "", podLabels, nil)
 }
 
@@ -448,14 +448,14 @@ func (r *Resolver) ForWorkload(meshName, namespace string, podLabels map[string]
 // kuma.io/mesh). A Dataplane targetRef with a sectionName selects only that inbound: its mode goes
 // into PortModes under the container port (named port, or a number when that port has no name) and
 // not into Mode.
-func (r *Resolver) ForPod(meshName, namespace, podName string, podLabels map[string]string, ports []corev1.ContainerPort) mtls.Workload {
+func (r *Resolver) ForPod(meshName, namespace, podName string, podLabels map[string]string, ports []corev1.ContainerPort) mesh.Modes {
 	m, ok := r.meshes[meshName]
 	if !ok {
-		return mtls.Workload{Mode: v1alpha1.MTLSDisable}
+		return mesh.Modes{Mode: v1alpha1.MTLSDisable}
 	}
 	meshSource := "Mesh " + m.Name
 	if m.Mode == "" || m.Mode == v1alpha1.MTLSDisable {
-		return mtls.Workload{Mode: v1alpha1.MTLSDisable, Source: meshSource}
+		return mesh.Modes{Mode: v1alpha1.MTLSDisable, Source: meshSource}
 	}
 	dpLabels := map[string]string{}
 	for k, v := range podLabels {
@@ -506,7 +506,7 @@ func (r *Resolver) ForPod(meshName, namespace, podName string, podLabels map[str
 		}
 	}
 
-	w := mtls.Workload{Mode: m.Mode, Source: meshSource}
+	w := mesh.Modes{Mode: m.Mode, Source: meshSource}
 	portList := map[uint32]bool{}
 	for _, x := range list {
 		if x.port != 0 {

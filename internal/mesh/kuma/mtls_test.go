@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
 func obj(t *testing.T, doc string) *unstructured.Unstructured {
@@ -128,39 +128,39 @@ func TestResolver(t *testing.T) {
 		policies []MeshTLS
 		ns       string
 		labels   map[string]string
-		want     mtls.Workload
+		want     mesh.Modes
 	}{
-		{name: "mesh mode alone", mesh: permissiveMesh, ns: "apps", labels: app, want: mtls.Workload{Mode: P, Source: "Mesh default"}},
+		{name: "mesh mode alone", mesh: permissiveMesh, ns: "apps", labels: app, want: mesh.Modes{Mode: P, Source: "Mesh default"}},
 		{name: "permissive mesh, strict MeshTLS for one workload", mesh: permissiveMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("apps", "web-strict", S, TargetRef{Kind: kindDataplane, Labels: app})},
-			want:     mtls.Workload{Mode: S, Source: "apps/web-strict"}},
+			want:     mesh.Modes{Mode: S, Source: "apps/web-strict"}},
 		{name: "the strict MeshTLS does not reach another workload", mesh: permissiveMesh, ns: "apps", labels: map[string]string{"app": "db"},
 			policies: []MeshTLS{policy("apps", "web-strict", S, TargetRef{Kind: kindDataplane, Labels: app})},
-			want:     mtls.Workload{Mode: P, Source: "Mesh default"}},
+			want:     mesh.Modes{Mode: P, Source: "Mesh default"}},
 		{name: "no mTLS: MeshTLS cannot turn it on", mesh: offMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("kuma-system", "all-strict", S, TargetRef{})},
-			want:     mtls.Workload{Mode: v1alpha1.MTLSDisable, Source: "Mesh default"}},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSDisable, Source: "Mesh default"}},
 		{name: "system namespace policy applies everywhere", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("kuma-system", "all-permissive", P, TargetRef{})},
-			want:     mtls.Workload{Mode: P, Source: "kuma-system/all-permissive"}},
+			want:     mesh.Modes{Mode: P, Source: "kuma-system/all-permissive"}},
 		{name: "namespace policy applies only to its namespace", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("other", "all-permissive", P, TargetRef{})},
-			want:     mtls.Workload{Mode: S, Source: "Mesh default"}},
+			want:     mesh.Modes{Mode: S, Source: "Mesh default"}},
 		{name: "workload-owner beats system at the same kind", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("apps", "ns", S, TargetRef{}), policy("kuma-system", "sys", P, TargetRef{})},
-			want:     mtls.Workload{Mode: S, Source: "apps/ns"}},
+			want:     mesh.Modes{Mode: S, Source: "apps/ns"}},
 		{name: "MeshSubset beats Dataplane", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{
 				policy("apps", "subset", P, TargetRef{Kind: kindMeshSubset, Tags: app}),
 				policy("apps", "dp", S, TargetRef{Kind: kindDataplane, Labels: app}),
 			},
-			want: mtls.Workload{Mode: P, Source: "apps/subset"}},
+			want: mesh.Modes{Mode: P, Source: "apps/subset"}},
 		{name: "Dataplane beats Mesh", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{
 				policy("apps", "dp", P, TargetRef{Kind: kindDataplane}),
 				policy("apps", "mesh", S, TargetRef{}),
 			},
-			want: mtls.Workload{Mode: P, Source: "apps/dp"}},
+			want: mesh.Modes{Mode: P, Source: "apps/dp"}},
 		{name: "zone origin beats global origin", mesh: strictMesh, ns: "apps", labels: app,
 			policies: func() []MeshTLS {
 				g := policy("kuma-system", "a-global", P, TargetRef{})
@@ -168,38 +168,38 @@ func TestResolver(t *testing.T) {
 				z := policy("kuma-system", "z-zone", S, TargetRef{})
 				return []MeshTLS{z, g}
 			}(),
-			want: mtls.Workload{Mode: S, Source: "kuma-system/z-zone"}},
+			want: mesh.Modes{Mode: S, Source: "kuma-system/z-zone"}},
 		{name: "name order on ties: the smaller name wins", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("apps", "b", S, TargetRef{}), policy("apps", "a", P, TargetRef{})},
-			want:     mtls.Workload{Mode: P, Source: "apps/a"}},
+			want:     mesh.Modes{Mode: P, Source: "apps/a"}},
 		{name: "display name decides, not the object name", mesh: strictMesh, ns: "apps", labels: app,
 			policies: func() []MeshTLS {
 				a := policy("apps", "a", P, TargetRef{})
 				a.DisplayName = "z"
 				return []MeshTLS{a, policy("apps", "b", S, TargetRef{})}
 			}(),
-			want: mtls.Workload{Mode: S, Source: "apps/b"}},
+			want: mesh.Modes{Mode: S, Source: "apps/b"}},
 		{name: "a stronger policy without a mode keeps the weaker one's", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("apps", "mesh", P, TargetRef{}), policy("apps", "dp", "", TargetRef{Kind: kindDataplane, Labels: app})},
-			want:     mtls.Workload{Mode: P, Source: "apps/mesh"}},
+			want:     mesh.Modes{Mode: P, Source: "apps/mesh"}},
 		{name: "other mesh ignored", mesh: strictMesh, ns: "apps", labels: app,
 			policies: func() []MeshTLS { p := policy("apps", "x", P, TargetRef{}); p.Mesh = "other"; return []MeshTLS{p} }(),
-			want:     mtls.Workload{Mode: S, Source: "Mesh default"}},
+			want:     mesh.Modes{Mode: S, Source: "Mesh default"}},
 		{name: "shadow ignored", mesh: strictMesh, ns: "apps", labels: app,
 			policies: func() []MeshTLS { p := policy("apps", "x", P, TargetRef{}); p.Shadow = true; return []MeshTLS{p} }(),
-			want:     mtls.Workload{Mode: S, Source: "Mesh default"}},
+			want:     mesh.Modes{Mode: S, Source: "Mesh default"}},
 		{name: "gateway-only proxyTypes ignored", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("apps", "gw", P, TargetRef{ProxyTypes: []string{"Gateway"}})},
-			want:     mtls.Workload{Mode: S, Source: "Mesh default"}},
+			want:     mesh.Modes{Mode: S, Source: "Mesh default"}},
 		{name: "MeshSubset wildcard and namespace tag", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("kuma-system", "s", P, TargetRef{Kind: kindMeshSubset, Tags: map[string]string{"app": "*", kubeNamespaceTag: "apps"}})},
-			want:     mtls.Workload{Mode: P, Source: "kuma-system/s"}},
+			want:     mesh.Modes{Mode: P, Source: "kuma-system/s"}},
 		{name: "Dataplane by name does not match a template", mesh: strictMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("apps", "one-pod", P, TargetRef{Kind: kindDataplane, Name: "web-0"})},
-			want:     mtls.Workload{Mode: S, Source: "Mesh default"}},
+			want:     mesh.Modes{Mode: S, Source: "Mesh default"}},
 		{name: "sectionName goes to PortModes", mesh: permissiveMesh, ns: "apps", labels: app,
 			policies: []MeshTLS{policy("apps", "port", S, TargetRef{Kind: kindDataplane, Labels: app, SectionName: "8080"})},
-			want:     mtls.Workload{Mode: P, Source: "Mesh default", PortModes: map[uint32]v1alpha1.MTLSMode{8080: S}}},
+			want:     mesh.Modes{Mode: P, Source: "Mesh default", PortModes: map[uint32]v1alpha1.MTLSMode{8080: S}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestResolverUnknownMeshAndPods(t *testing.T) {
 	}
 	ports := []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {ContainerPort: 9090}}
 	got := r.ForPod("default", "apps", "web-0", nil, ports)
-	want := mtls.Workload{Mode: v1alpha1.MTLSStrict, Source: "apps/one-pod", PortModes: map[uint32]v1alpha1.MTLSMode{8080: v1alpha1.MTLSStrict}}
+	want := mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "apps/one-pod", PortModes: map[uint32]v1alpha1.MTLSMode{8080: v1alpha1.MTLSStrict}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ForPod = %+v, want %+v", got, want)
 	}

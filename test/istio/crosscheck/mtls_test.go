@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
-	"github.com/proberedirect/probe-redirect-operator/internal/mtls"
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	"github.com/proberedirect/probe-redirect-operator/test/istio/istiod"
 )
 
@@ -119,7 +119,7 @@ func generateMTLSCases(n int, seed uint64) []mtlsCase {
 	return out
 }
 
-// TestMTLSResolutionAgreesWithIstio compares internal/mtls with Istio's own
+// TestMTLSResolutionAgreesWithIstio compares internal/mesh/istio (PeerAuthentication resolution) with Istio's own
 // resolution (pilot/pkg/model AuthenticationPolicies and
 // pilot/pkg/security/authn ComposePeerAuthentication through NewMtlsPolicy)
 // for every workload and port of 1,500 generated sets of PeerAuthentications
@@ -130,7 +130,7 @@ func TestMTLSResolutionAgreesWithIstio(t *testing.T) {
 	compared, disagreements := 0, 0
 	seen := map[v1alpha1.MTLSMode]int{}
 	for _, c := range cases {
-		ours := mtls.NewResolver(rootNamespace, c.policies)
+		ours := istiomesh.NewResolver(rootNamespace, c.policies)
 		theirs, err := istiod.NewMTLS(rootNamespace, c.policies)
 		if err != nil {
 			t.Fatalf("%s: Istio's index: %v", c.name, err)
@@ -148,7 +148,7 @@ func TestMTLSResolutionAgreesWithIstio(t *testing.T) {
 				if got != want {
 					disagreements++
 					if disagreements <= 10 {
-						t.Errorf("%s\n  workload %s %v port %d: internal/mtls says %s, Istio says %s", c.name, w.namespace, w.labels, port, got, want)
+						t.Errorf("%s\n  workload %s %v port %d: the operator says %s, Istio says %s", c.name, w.namespace, w.labels, port, got, want)
 					}
 				}
 			}

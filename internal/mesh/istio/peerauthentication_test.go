@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package mtls
+package istio
 
 import (
 	"testing"
@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
 const (
@@ -108,46 +109,46 @@ func TestForWorkload(t *testing.T) {
 		policies  []*securityv1.PeerAuthentication
 		namespace string            // defaults to ns
 		labels    map[string]string // defaults to webLabels
-		want      Workload
+		want      mesh.Modes
 	}{
 		{
 			name: "no policy defaults to PERMISSIVE",
-			want: Workload{Mode: v1alpha1.MTLSPermissive},
+			want: mesh.Modes{Mode: v1alpha1.MTLSPermissive},
 		},
 		{
 			name:     "nil entries are skipped",
 			policies: pas(nil, newPA(root, "default", mode(strict)), nil),
-			want:     Workload{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
 		},
 		{
 			name:     "mesh STRICT",
 			policies: pas(newPA(root, "default", mode(strict))),
-			want:     Workload{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
 		},
 		{
 			name:     "namespace PERMISSIVE overrides mesh STRICT",
 			policies: pas(newPA(root, "default", mode(strict)), newPA(ns, "default", mode(permissive))),
-			want:     Workload{Mode: v1alpha1.MTLSPermissive, Source: "app/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSPermissive, Source: "app/default"},
 		},
 		{
 			name:     "namespace UNSET inherits mesh",
 			policies: pas(newPA(root, "default", mode(strict)), newPA(ns, "default", mode(unset))),
-			want:     Workload{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
 		},
 		{
 			name:     "namespace without mtls inherits mesh",
 			policies: pas(newPA(root, "default", mode(disable)), newPA(ns, "default")),
-			want:     Workload{Mode: v1alpha1.MTLSDisable, Source: "istio-system/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSDisable, Source: "istio-system/default"},
 		},
 		{
 			name:     "mesh UNSET counts as PERMISSIVE and namespace UNSET inherits it",
 			policies: pas(newPA(root, "default", mode(unset)), newPA(ns, "default", mode(unset))),
-			want:     Workload{Mode: v1alpha1.MTLSPermissive},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSPermissive},
 		},
 		{
 			name:     "mesh UNSET then namespace STRICT",
 			policies: pas(newPA(root, "default", mode(unset)), newPA(ns, "default", mode(strict))),
-			want:     Workload{Mode: v1alpha1.MTLSStrict, Source: "app/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/default"},
 		},
 		{
 			name: "two mesh policies, oldest wins",
@@ -155,7 +156,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(root, "newer", mode(permissive), created(10)),
 				newPA(root, "older", mode(strict), created(5)),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "istio-system/older"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "istio-system/older"},
 		},
 		{
 			name: "two namespace-wide policies, oldest wins regardless of order",
@@ -163,7 +164,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "newer", mode(disable), created(10)),
 				newPA(ns, "older", mode(strict), created(5)),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "app/older"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/older"},
 		},
 		{
 			name: "two namespace-wide policies with the same timestamp, lower name wins",
@@ -171,12 +172,12 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "b", mode(disable)),
 				newPA(ns, "a", mode(strict)),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "app/a"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/a"},
 		},
 		{
 			name:     "empty matchLabels counts as namespace-wide",
 			policies: pas(newPA(ns, "default", mode(strict), selector())),
-			want:     Workload{Mode: v1alpha1.MTLSStrict, Source: "app/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/default"},
 		},
 		{
 			name: "workload selector that is a subset of the labels overrides the namespace",
@@ -184,7 +185,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "default", mode(permissive)),
 				newPA(ns, "web", mode(strict), selector("app", "web")),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "app/web"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/web"},
 		},
 		{
 			name: "workload selector with a different value does not match",
@@ -192,20 +193,20 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "default", mode(permissive)),
 				newPA(ns, "api", mode(strict), selector("app", "api")),
 			),
-			want: Workload{Mode: v1alpha1.MTLSPermissive, Source: "app/default"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSPermissive, Source: "app/default"},
 		},
 		{
 			name: "workload selector with a label the pods lack does not match",
 			policies: pas(
 				newPA(ns, "web-v1-canary", mode(strict), selector("app", "web", "track", "canary")),
 			),
-			want: Workload{Mode: v1alpha1.MTLSPermissive},
+			want: mesh.Modes{Mode: v1alpha1.MTLSPermissive},
 		},
 		{
 			name:     "workload selector never matches unlabelled pods",
 			policies: pas(newPA(ns, "web", mode(strict), selector("app", "web"))),
 			labels:   map[string]string{},
-			want:     Workload{Mode: v1alpha1.MTLSPermissive},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSPermissive},
 		},
 		{
 			name: "two matching workload policies, oldest wins and the newer one's ports are ignored",
@@ -213,7 +214,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "newer", mode(disable), selector("app", "web"), port(8080, permissive), created(10)),
 				newPA(ns, "older", mode(strict), selector("version", "v1"), created(5)),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "app/older"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/older"},
 		},
 		{
 			name: "two matching workload policies with the same timestamp, lower name wins",
@@ -221,7 +222,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "web-b", mode(disable), selector("app", "web")),
 				newPA(ns, "web-a", mode(strict), selector("app", "web")),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "app/web-a"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/web-a"},
 		},
 		{
 			name: "an older non-matching workload policy does not shadow a matching one",
@@ -229,7 +230,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "api", mode(disable), selector("app", "api"), created(1)),
 				newPA(ns, "web", mode(strict), selector("app", "web"), created(9)),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "app/web"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/web"},
 		},
 		{
 			name: "root-namespace policy with a selector is ignored",
@@ -237,19 +238,19 @@ func TestForWorkload(t *testing.T) {
 				newPA(root, "default", mode(strict)),
 				newPA(root, "web", mode(disable), selector("app", "web"), port(8080, disable)),
 			),
-			want: Workload{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
 		},
 		{
 			name:     "root-namespace policy with a selector alone leaves the default",
 			policies: pas(newPA(root, "web", mode(strict), selector("app", "web"))),
-			want:     Workload{Mode: v1alpha1.MTLSPermissive},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSPermissive},
 		},
 		{
 			name: "portLevelMtls DISABLE on one port with workload STRICT",
 			policies: pas(
 				newPA(ns, "web", mode(strict), selector("app", "web"), port(8080, disable)),
 			),
-			want: Workload{
+			want: mesh.Modes{
 				Mode:      v1alpha1.MTLSStrict,
 				PortModes: map[uint32]v1alpha1.MTLSMode{8080: v1alpha1.MTLSDisable},
 				Source:    "app/web",
@@ -260,7 +261,7 @@ func TestForWorkload(t *testing.T) {
 			policies: pas(
 				newPA(ns, "web", mode(strict), selector("app", "web"), port(8080, unset), port(9090, permissive)),
 			),
-			want: Workload{
+			want: mesh.Modes{
 				Mode:      v1alpha1.MTLSStrict,
 				PortModes: map[uint32]v1alpha1.MTLSMode{8080: v1alpha1.MTLSStrict, 9090: v1alpha1.MTLSPermissive},
 				Source:    "app/web",
@@ -273,7 +274,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "default", mode(strict)),
 				newPA(ns, "web", selector("app", "web"), port(8080, disable), port(9090, unset)),
 			),
-			want: Workload{
+			want: mesh.Modes{
 				Mode:      v1alpha1.MTLSStrict,
 				PortModes: map[uint32]v1alpha1.MTLSMode{8080: v1alpha1.MTLSDisable, 9090: v1alpha1.MTLSStrict},
 				Source:    "app/default",
@@ -282,7 +283,7 @@ func TestForWorkload(t *testing.T) {
 		{
 			name:     "portLevelMtls on a namespace-wide policy is ignored",
 			policies: pas(newPA(ns, "default", mode(strict), port(8080, disable))),
-			want:     Workload{Mode: v1alpha1.MTLSStrict, Source: "app/default"},
+			want:     mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "app/default"},
 		},
 		{
 			name: "policies in another non-root namespace do not apply",
@@ -290,7 +291,7 @@ func TestForWorkload(t *testing.T) {
 				newPA("other", "default", mode(strict)),
 				newPA("other", "web", mode(strict), selector("app", "web")),
 			),
-			want: Workload{Mode: v1alpha1.MTLSPermissive},
+			want: mesh.Modes{Mode: v1alpha1.MTLSPermissive},
 		},
 		{
 			name: "deleting namespace policy is ignored and the newer one wins",
@@ -299,7 +300,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "older", mode(disable), created(1), deleting()),
 				newPA(ns, "newer", mode(permissive), created(2)),
 			),
-			want: Workload{Mode: v1alpha1.MTLSPermissive, Source: "app/newer"},
+			want: mesh.Modes{Mode: v1alpha1.MTLSPermissive, Source: "app/newer"},
 		},
 		{
 			name: "deleting mesh and workload policies are ignored",
@@ -307,7 +308,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(root, "default", mode(strict), deleting()),
 				newPA(ns, "web", mode(strict), selector("app", "web"), port(8080, disable), deleting()),
 			),
-			want: Workload{Mode: v1alpha1.MTLSPermissive},
+			want: mesh.Modes{Mode: v1alpha1.MTLSPermissive},
 		},
 		{
 			name: "workload in the root namespace gets the mesh policy and root selectors are ignored",
@@ -317,7 +318,7 @@ func TestForWorkload(t *testing.T) {
 				newPA(ns, "default", mode(disable)),
 			),
 			namespace: root,
-			want:      Workload{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
+			want:      mesh.Modes{Mode: v1alpha1.MTLSStrict, Source: "istio-system/default"},
 		},
 	}
 	for _, tc := range tests {
@@ -396,7 +397,7 @@ func TestNamespaceMode(t *testing.T) {
 }
 
 func TestWorkloadForPort(t *testing.T) {
-	w := Workload{
+	w := mesh.Modes{
 		Mode:      v1alpha1.MTLSStrict,
 		PortModes: map[uint32]v1alpha1.MTLSMode{8080: v1alpha1.MTLSDisable},
 	}
@@ -430,7 +431,7 @@ func TestResolverIsASnapshot(t *testing.T) {
 	first := r.ForWorkload(ns, webLabels)
 	first.PortModes[8080] = v1alpha1.MTLSPermissive
 
-	g.Expect(r.ForWorkload(ns, webLabels)).To(Equal(Workload{
+	g.Expect(r.ForWorkload(ns, webLabels)).To(Equal(mesh.Modes{
 		Mode:      v1alpha1.MTLSStrict,
 		PortModes: map[uint32]v1alpha1.MTLSMode{8080: v1alpha1.MTLSDisable},
 		Source:    "app/web",
@@ -440,6 +441,6 @@ func TestResolverIsASnapshot(t *testing.T) {
 func TestZeroResolver(t *testing.T) {
 	g := NewWithT(t)
 	var r Resolver
-	g.Expect(r.ForWorkload(ns, webLabels)).To(Equal(Workload{Mode: v1alpha1.MTLSPermissive}))
+	g.Expect(r.ForWorkload(ns, webLabels)).To(Equal(mesh.Modes{Mode: v1alpha1.MTLSPermissive}))
 	g.Expect(r.NamespaceMode(ns)).To(Equal(v1alpha1.MTLSPermissive))
 }

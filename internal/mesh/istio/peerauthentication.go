@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package mtls
+package istio
 
 import (
 	"cmp"
@@ -25,10 +25,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 )
 
-// Resolver computes effective modes from a snapshot of PeerAuthentications (root namespace + any
-// namespaces). It is immutable after NewResolver, so it is safe for concurrent use.
+// Resolver computes the effective Istio PeerAuthentication mode for a workload and its container
+// ports, following the precedence of Istio's ComposePeerAuthentication (istio/istio
+// pilot/pkg/model/authentication.go): the oldest mesh-wide policy (root namespace, no selector),
+// then the oldest namespace-wide policy, then the oldest matching workload policy, each overriding
+// the previous one unless its mode is UNSET, with PERMISSIVE when nothing applies; portLevelMtls
+// comes from the chosen workload policy only. It works from a snapshot of PeerAuthentications
+// (root namespace + any namespaces). It is immutable after NewResolver, so it is safe for concurrent use.
 type Resolver struct {
 	// mesh is the oldest selectorless policy in the root namespace, or nil.
 	mesh *policy
@@ -50,30 +56,6 @@ type policy struct {
 	selector map[string]string
 	// ports holds portLevelMtls; "" values inherit the workload-level result.
 	ports map[uint32]v1alpha1.MTLSMode
-}
-
-// Workload is the effective PeerAuthentication result for one workload.
-type Workload struct {
-	// Mode is the workload-level effective mode.
-	Mode v1alpha1.MTLSMode
-	// PortModes holds the effective per-port overrides from the chosen workload policy's
-	// portLevelMtls, keyed by container port. UNSET entries are resolved to Mode. Nil when the
-	// chosen workload policy has no portLevelMtls or no workload policy applies.
-	PortModes map[uint32]v1alpha1.MTLSMode
-	// Source is "namespace/name" of the narrowest policy that decided Mode, or "" when the
-	// PERMISSIVE default applies (no policy, or only policies with mode UNSET).
-	Source string
-}
-
-// ForPort returns the mode for a container port: its PortModes entry if present, else Mode.
-func (w Workload) ForPort(port int32) v1alpha1.MTLSMode {
-	// Guard the conversion: a negative port would wrap to a large uint32 and could hit a bogus key.
-	if port > 0 {
-		if m, ok := w.PortModes[uint32(port)]; ok {
-			return m
-		}
-	}
-	return w.Mode
 }
 
 // NewResolver indexes policies for rootNamespace (Istio's meshConfig.rootNamespace, usually
@@ -118,15 +100,15 @@ func (r *Resolver) NamespaceMode(namespace string) v1alpha1.MTLSMode {
 }
 
 // ForWorkload is the effective result for a workload in namespace whose pods carry labels.
-func (r *Resolver) ForWorkload(namespace string, labels map[string]string) Workload {
+func (r *Resolver) ForWorkload(namespace string, labels map[string]string) mesh.Modes {
 	return r.compose(namespace, r.workloadPolicy(namespace, labels))
 }
 
 // compose mirrors Istio's ComposePeerAuthentication: start at PERMISSIVE and let each narrower
 // scope override unless its mode is UNSET. For the root namespace r.namespaces has no entry, so
 // the mesh policy doubles as the namespace policy, as in Istio.
-func (r *Resolver) compose(namespace string, workload *policy) Workload {
-	w := Workload{Mode: v1alpha1.MTLSPermissive}
+func (r *Resolver) compose(namespace string, workload *policy) mesh.Modes {
+	w := mesh.Modes{Mode: v1alpha1.MTLSPermissive}
 	for _, p := range []*policy{r.mesh, r.namespaces[namespace], workload} {
 		if p != nil && p.mode != "" {
 			w.Mode = p.mode

@@ -1,4 +1,4 @@
-package mtls
+package istio
 
 import (
 	"testing"
