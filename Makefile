@@ -119,7 +119,7 @@ CLUSTER_NAME ?= dev
 CLUSTER_DIR ?= $(CURDIR)/.local/clusters/$(CLUSTER_NAME)
 CLUSTER_FLAGS ?=
 # Istio's injector is built unless CLUSTER_FLAGS picks the double or no mesh.
-CLUSTER_MESH_BINS = $(if $(filter --mesh=double --mesh-double --mesh=none,$(CLUSTER_FLAGS)),,istio-injector)
+CLUSTER_MESH_BINS = $(if $(filter --mesh=double --mesh-double --mesh=none --mesh=kuma --mesh=double+kuma,$(CLUSTER_FLAGS)),,istio-injector)
 LOCALCLUSTER ?= $(LOCALBIN)/localcluster
 
 .PHONY: localcluster
@@ -131,7 +131,7 @@ istio-injector: ## Build Istio's own sidecar injector into bin/ (test/istio modu
 	cd test/istio && go build -o $(LOCALBIN)/istio-injector ./cmd/istio-injector
 
 .PHONY: cluster-up
-cluster-up: control-plane-bins $(CLUSTER_MESH_BINS) localcluster ## Start a local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes, Istio's injector; CLUSTER_FLAGS=--mesh=double|none for the double or none) in the background.
+cluster-up: control-plane-bins $(CLUSTER_MESH_BINS) localcluster ## Start a local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes, Istio's injector; CLUSTER_FLAGS=--mesh=double|kuma|istio+kuma|none for the double, Kuma's injector double, both, or none) in the background.
 	$(LOCALCLUSTER) up --name $(CLUSTER_NAME) --dir $(CLUSTER_DIR) --kwok-stages $(KWOK_STAGES_DIR) $(CLUSTER_FLAGS)
 
 .PHONY: cluster-down
@@ -173,10 +173,15 @@ uninstall: ## Remove the CRD from the cluster in ~/.kube/config.
 
 DEMO_KEEP ?= 1
 
+# MESH picks the demo's mesh: istio (Istio's own injector) or kuma (the Kong Mesh version, with the
+# double of Kuma's injector).
+MESH ?= istio
+DEMO_MESH_BINS = $(if $(filter kuma,$(MESH)),,istio-injector)
+
 .PHONY: demo
-demo: control-plane-bins istio-injector build localcluster ## Run the demo on a local control plane: nginx broken by STRICT mTLS, fixed by a ProbeRedirectPolicy. DEMO_KEEP=0 stops everything at the end.
+demo: control-plane-bins $(DEMO_MESH_BINS) build localcluster ## Run the demo on a local control plane: nginx broken by STRICT mTLS, fixed by a ProbeRedirectPolicy (MESH=istio|kuma). DEMO_KEEP=0 stops everything at the end.
 	LOCALBIN="$(LOCALBIN)" LOCALCLUSTER="$(LOCALCLUSTER)" MANAGER="$(LOCALBIN)/manager" KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" \
-		CLUSTER_NAME=demo CLUSTER_DIR="$(CURDIR)/.local/clusters/demo" DEMO_KEEP="$(DEMO_KEEP)" hack/demo.sh
+		CLUSTER_NAME=demo CLUSTER_DIR="$(CURDIR)/.local/clusters/demo" DEMO_KEEP="$(DEMO_KEEP)" MESH="$(MESH)" hack/demo.sh
 
 .PHONY: demo-down
 demo-down: localcluster ## Stop the demo's operator, then its control plane.

@@ -26,6 +26,9 @@
 #   DEMO_KEEP        1: leave the cluster and the operator running at the end;
 #                    0: stop everything at the end, and after a failure (CI)
 #   DEMO_TIMEOUT     60: seconds any single command may take
+#   MESH             istio (Istio's own injector) or kuma (the double of Kuma's
+#                    v2.14.3 injector, proven against Kuma's golden files: the
+#                    Kong Mesh version of the same story)
 #
 # Every command the demo runs is printed first, as "+ command". Each also runs
 # under `timeout --foreground` (not printed), so no step can hang; waits that
@@ -59,6 +62,23 @@ CLUSTER_NAME=${CLUSTER_NAME:-demo}
 CLUSTER_DIR=$(absolute "${CLUSTER_DIR:-.local/clusters/$CLUSTER_NAME}")
 DEMO_KEEP=${DEMO_KEEP:-1}
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-60}
+MESH=${MESH:-istio}
+case $MESH in
+istio)
+	SIDECAR=istio-proxy
+	MESH_FLAGS=(--mesh=istio)
+	SHOP=hack/demo/shop.yaml
+	;;
+kuma)
+	SIDECAR=kuma-sidecar
+	MESH_FLAGS=(--mesh=kuma --kuma-probe-proxy-port=0)
+	SHOP=hack/demo/kuma/shop.yaml
+	;;
+*)
+	echo "MESH must be istio or kuma, not \"$MESH\"" >&2
+	exit 2
+	;;
+esac
 KUBECONFIG_FILE=$CLUSTER_DIR/kubeconfig
 OP_LOG=$CLUSTER_DIR/logs/operator.log
 OP_PID=$CLUSTER_DIR/pids/operator.pid
@@ -309,7 +329,11 @@ esac
 
 : "${KWOK_STAGES_DIR:?is required: the kustomize/stage folder of the kwok module (make demo sets it; see make -s kwok-stages)}"
 [[ -d $KWOK_STAGES_DIR ]] || fail "KWOK_STAGES_DIR=$KWOK_STAGES_DIR is not a folder"
-for b in "$LOCALCLUSTER" "$MANAGER" "$LOCALBIN/kubectl" "$LOCALBIN/istio-injector"; do
+BINS=("$LOCALCLUSTER" "$MANAGER" "$LOCALBIN/kubectl")
+if [[ $MESH == istio ]]; then
+	BINS+=("$LOCALBIN/istio-injector")
+fi
+for b in "${BINS[@]}"; do
 	[[ -x $b ]] || fail "$b is missing; run: make control-plane-bins istio-injector build localcluster"
 done
 
@@ -348,11 +372,19 @@ if operator_pid >/dev/null || [[ -n $(leftovers) ]] ||
 	down
 fi
 
-step "Start a local control plane" \
-	"etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok playing the kubelet" \
-	"of 2 fake nodes, and Istio's own sidecar injector (istio.io/istio's webhook and chart)." \
-	"As in Alibaba Cloud ASM, the mesh does not rewrite probes by default: a pod opts in with an annotation."
-run -t 400 "$LOCALCLUSTER" up --name "$CLUSTER_NAME" --dir "$CLUSTER_DIR" --kwok-stages "$KWOK_STAGES_DIR" --mesh=istio
+if [[ $MESH == istio ]]; then
+	step "Start a local control plane" \
+		"etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok playing the kubelet" \
+		"of 2 fake nodes, and Istio's own sidecar injector (istio.io/istio's webhook and chart)." \
+		"As in Alibaba Cloud ASM, the mesh does not rewrite probes by default: a pod opts in with an annotation."
+else
+	step "Start a local control plane" \
+		"etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok playing the kubelet" \
+		"of 2 fake nodes, Kuma's CRDs, and the double of Kuma's v2.14.3 sidecar injector (Kuma's Go" \
+		"module is not served; the double is proven against Kuma's own golden files). Its control plane" \
+		"has the application probe proxy off by default, as after an upgrade from Kuma before 2.9."
+fi
+run -t 400 "$LOCALCLUSTER" up --name "$CLUSTER_NAME" --dir "$CLUSTER_DIR" --kwok-stages "$KWOK_STAGES_DIR" "${MESH_FLAGS[@]}"
 export KUBECONFIG=$KUBECONFIG_FILE
 echo "+ export KUBECONFIG=$KUBECONFIG"
 run kubectl get nodes
@@ -381,7 +413,7 @@ run grep -F '"Starting workers"' "$(short "$OP_LOG")"
 step "The problem: nginx under STRICT mTLS never becomes Ready" \
 	"Namespace $NS is in the mesh and under STRICT mTLS. nginx (2 replicas) has the HTTP" \
 	"readiness probe of Alibaba Cloud ASM's example: GET :80/index.html with a custom header."
-run kubectl apply -f hack/demo/shop.yaml
+run kubectl apply -f "$SHOP"
 say "Waiting (at most 120s) until the kubelet (kwok) reports Unhealthy for both pods ..."
 unhealthy_pods() {
 	local n
@@ -391,11 +423,15 @@ unhealthy_pods() {
 }
 wait_until 120 "Unhealthy events for both nginx pods" unhealthy_pods
 run kubectl get pods -n "$NS"
-say "(READY 1/2: the istio-proxy sidecar is ready, nginx is not.)"
+say "(READY 1/2: the $SIDECAR sidecar is ready, nginx is not.)"
 run kubectl get events -n "$NS" --field-selector reason=Unhealthy
 POD=$(q kubectl get pods -n "$NS" -l app=nginx -o jsonpath='{.items[0].metadata.name}')
 runsh "kubectl describe pod -n $NS $POD | sed -n '/^Events:/,\$p'"
-say "" "Istio's injector added its init container and its sidecar to the pod:"
+if [[ $MESH == istio ]]; then
+	say "" "Istio's injector added its init container and its sidecar to the pod:"
+else
+	say "" "Kuma's injector (the double) added kuma-init and kuma-sidecar to the pod:"
+fi
 run kubectl get pod -n "$NS" "$POD" -o jsonpath='{range .spec.initContainers[*]}{.name}{"\t"}{.image}{"\n"}{end}{range .spec.containers[*]}{.name}{"\t"}{.image}{"\n"}{end}'
 say "The kubelet probes nginx's port 80 directly; the sidecar, under STRICT mTLS, resets the connection:"
 run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.spec.containers[?(@.name=="nginx")].readinessProbe}'
@@ -424,12 +460,21 @@ say "" "The operator annotated the Deployment's pod template:"
 run kubectl get deployment nginx -n "$NS" -o jsonpath='{.spec.template.metadata.annotations}'
 echo
 POD=$(q kubectl get pods -n "$NS" -l app=nginx -o jsonpath='{.items[0].metadata.name}')
-say "" "The injector rewrote the probe to the agent's status port, keeping the header ..."
-run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.spec.containers[?(@.name=="nginx")].readinessProbe}'
-echo
-say "... and handed the original probe to the agent (istio-proxy) in ISTIO_KUBE_APP_PROBERS:"
-run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.spec.containers[?(@.name=="istio-proxy")].env[?(@.name=="ISTIO_KUBE_APP_PROBERS")].value}'
-echo
+if [[ $MESH == istio ]]; then
+	say "" "The injector rewrote the probe to the agent's status port, keeping the header ..."
+	run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.spec.containers[?(@.name=="nginx")].readinessProbe}'
+	echo
+	say "... and handed the original probe to the agent (istio-proxy) in ISTIO_KUBE_APP_PROBERS:"
+	run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.spec.containers[?(@.name=="istio-proxy")].env[?(@.name=="ISTIO_KUBE_APP_PROBERS")].value}'
+	echo
+else
+	say "" "The injector rewrote the probe onto kuma-dp's application probe proxy (port 9001, path /<port><path>), keeping the header:"
+	run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.spec.containers[?(@.name=="nginx")].readinessProbe}'
+	echo
+	say "... and recorded the port it resolved on the pod:"
+	run kubectl get pod -n "$NS" "$POD" -o jsonpath='{.metadata.annotations.kuma\.io/application-probe-proxy-port}'
+	echo
+fi
 say "" "The policy's status:"
 runsh "kubectl get proberedirectpolicy nginx -n $NS -o yaml | sed -n '/^status:/,\$p'"
 say "" "The policy's Events:"

@@ -39,8 +39,12 @@ func Complete(d Decision, results map[Ref]ApplyResult) Outcome {
 		UnhealthyPods:      deepCopies(d.Unhealthy.Pods),
 	}
 	status.Mesh, status.MTLSMode = policyMesh(ctx.Meshes, d.Verdicts)
-	for _, m := range ctx.Meshes {
-		m.FillStatus(&status)
+	// Each mesh the policy names fills its own fields (Istio: istioVersion); a policy that names
+	// none reports the first mesh's, as its MTLS column does.
+	for i, m := range ctx.Meshes {
+		if slices.Contains(strings.Split(status.Mesh, ","), string(m.Name())) || (status.Mesh == "" && i == 0) {
+			m.FillStatus(&status)
+		}
 	}
 	status.Summary, status.Workloads, status.Rollouts = summarise(applied.verdicts)
 	status.Summary.UnhealthyPods = d.Unhealthy.Total

@@ -136,6 +136,7 @@ func TestKumaWorkloads(t *testing.T) {
 			g.Expect(a).To(Equal(mesh.Annotation{Key: kumamesh.ProbeProxyPortAnnotation, Value: "9001"}))
 			out := plan.Complete(d, applied(d, 2))
 			g.Expect(out.Status.Mesh).To(Equal("Kuma"))
+			g.Expect(out.Status.IstioVersion).To(BeEmpty(), "a Kuma policy has no Istio version")
 			g.Expect(out.Events).To(ContainElement(HaveField("Message", "Set kuma.io/application-probe-proxy-port=9001 on the pod template of Deployment/"+tt.workload.Ref().Name)))
 		})
 	}

@@ -2,6 +2,7 @@
 // test/localcluster) for `make cluster-up` / `make cluster-down`.
 //
 //	localcluster up     --name NAME [--dir DIR] [--nodes 2] [--mesh=istio|double|kuma|istio+kuma|double+kuma|none [--rewrite-app-http-probe]]
+//	                    [--kuma-probe-proxy-port=9001] [--kuma-virtual-probes]
 //	localcluster down   --name NAME [--dir DIR]
 //	localcluster status --name NAME [--dir DIR]
 //
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
+	"github.com/proberedirect/probe-redirect-operator/test/meshdouble"
 )
 
 const usage = `usage: localcluster <command> --name NAME [flags]
@@ -113,6 +115,10 @@ type startFlags struct {
 	timeout    time.Duration
 	kwokStages string
 	podStages  string
+	// kumaProbeProxyPort is Kuma's applicationProbeProxyPort (0: off); kumaVirtualProbes its
+	// virtualProbesEnabled.
+	kumaProbeProxyPort uint
+	kumaVirtualProbes  bool
 }
 
 func (s *startFlags) register(fs *flag.FlagSet) {
@@ -128,6 +134,9 @@ func (s *startFlags) register(fs *flag.FlagSet) {
 		"mesh-wide values.sidecarInjectorWebhook.rewriteAppHTTPProbe (Istio's default is true; "+
 			"false makes the rewrite opt-in through the pod annotation)")
 	fs.StringVar(&s.rootNS, "root-namespace", "istio-system", "Istio root namespace (meshConfig.rootNamespace)")
+	fs.UintVar(&s.kumaProbeProxyPort, "kuma-probe-proxy-port", 9001,
+		"Kuma's control-plane default runtime.kubernetes.injector.applicationProbeProxyPort (9001, Kuma's default; 0 turns the application probe proxy off)")
+	fs.BoolVar(&s.kumaVirtualProbes, "kuma-virtual-probes", false, "Kuma's control-plane default virtualProbesEnabled (false, Kuma 2.14's default)")
 	fs.DurationVar(&s.timeout, "timeout", 5*time.Minute, "how long to wait for the cluster to be ready")
 	fs.StringVar(&s.kwokStages, "kwok-stages", "", "kwok's kustomize/stage folder (default: from the sigs.k8s.io/kwok module)")
 	fs.StringVar(&s.podStages, "pod-stages", "", "pod stages replacing kwok's pod-ready (default <repo>/hack/kwok/pod-stages.yaml)")
@@ -150,6 +159,10 @@ func (s *startFlags) args() []string {
 	}
 	if s.rewrite {
 		a = append(a, "--rewrite-app-http-probe")
+	}
+	a = append(a, "--kuma-probe-proxy-port="+strconv.FormatUint(uint64(s.kumaProbeProxyPort), 10))
+	if s.kumaVirtualProbes {
+		a = append(a, "--kuma-virtual-probes")
 	}
 	if s.kwokStages != "" {
 		a = append(a, "--kwok-stages="+s.kwokStages)
@@ -340,18 +353,24 @@ func serve(args []string) error {
 		StartTimeout:  s.timeout,
 		Logf:          logf,
 	}
+	if s.kumaProbeProxyPort > 65535 {
+		return fmt.Errorf("--kuma-probe-proxy-port=%d is not a port", s.kumaProbeProxyPort)
+	}
+	kuma := meshdouble.DefaultKumaOptions()
+	kuma.ProbeProxyPort, kuma.VirtualProbesEnabled = uint32(s.kumaProbeProxyPort), s.kumaVirtualProbes
 	switch s.meshName() {
 	case "istio", "double", "istio+kuma", "double+kuma":
 		opts.Injector = &localcluster.InjectorOptions{
 			Double:              strings.HasPrefix(s.meshName(), "double"),
 			Kuma:                strings.HasSuffix(s.meshName(), "+kuma"),
+			KumaConfig:          &kuma,
 			RewriteAppHTTPProbe: s.rewrite, RootNamespace: s.rootNS,
 		}
 	case "kuma":
 		if s.rewrite {
 			return errors.New("--rewrite-app-http-probe is Istio's setting: --mesh=istio, double, istio+kuma or double+kuma")
 		}
-		opts.Injector = &localcluster.InjectorOptions{KumaOnly: true}
+		opts.Injector = &localcluster.InjectorOptions{KumaOnly: true, KumaConfig: &kuma}
 	case "none":
 		if s.rewrite {
 			return errors.New("--rewrite-app-http-probe needs a mesh: --mesh=istio or --mesh=double")
