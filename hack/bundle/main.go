@@ -411,6 +411,7 @@ var namespacedResources = map[string][]string{
 	"events.k8s.io":         {"events"},
 	"mesh.proberedirect.io": {"proberedirectpolicies", "proberedirectpolicies/status", "proberedirectpolicies/finalizers"},
 	"security.istio.io":     {"peerauthentications"},
+	"kuma.io":               {"meshtlses"},
 	"coordination.k8s.io":   {"leases"},
 }
 
@@ -421,6 +422,8 @@ var namespacedResources = map[string][]string{
 var rootNamespaceReads = map[string][]string{
 	"apps":              {"deployments"},
 	"security.istio.io": {"peerauthentications"},
+	// Kuma's mesh-wide MeshTLS policies, in Kuma's system namespace.
+	"kuma.io": {"meshtlses"},
 }
 
 var readVerbs = []string{"get", "list", "watch"}

@@ -348,7 +348,7 @@ func KumaInject(pod *corev1.Pod, mesh string, o KumaOptions) error {
 	if !adminSet || adminPort == 0 {
 		adminPort = o.AdminPort
 	}
-	sidecar := kumaSidecarContainer(pod, mesh, probeAnnotations[KumaProbeProxyPortAnnotation], adminPort, o)
+	sidecar := kumaSidecarContainer(mesh, probeAnnotations[KumaProbeProxyPortAnnotation], adminPort, o)
 
 	tenMega := resource.NewScaledQuantity(10, resource.Mega)
 	pod.Spec.Volumes = append(pod.Spec.Volumes,
@@ -586,7 +586,7 @@ func kumaOwnProbe(port uint32, t KumaProbeTiming, success int32) *corev1.Probe {
 // the args, the env that matters here (KUMA_APPLICATION_PROBE_PROXY_PORT,
 // mesh, control plane, pod identity), the own readiness and liveness probes
 // on the admin port and the security context; no CA, resources or most env.
-func kumaSidecarContainer(pod *corev1.Pod, mesh, probeProxyPort string, adminPort uint32, o KumaOptions) corev1.Container {
+func kumaSidecarContainer(mesh, probeProxyPort string, adminPort uint32, o KumaOptions) corev1.Container {
 	field := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path},

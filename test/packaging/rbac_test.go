@@ -31,6 +31,9 @@ var reviewedRules = map[string][]string{
 	"/events":                               {"list", "watch"},
 	"events.k8s.io/events":                  {"create", "patch"},
 	"security.istio.io/peerauthentications": {"get", "list", "watch"},
+	// Kuma's Mesh (cluster-scoped) and MeshTLS policies, read only.
+	"kuma.io/meshes":    {"get", "list", "watch"},
+	"kuma.io/meshtlses": {"get", "list", "watch"},
 }
 
 func TestClusterRoleIsLeastPrivilege(t *testing.T) {
