@@ -150,6 +150,10 @@ func run(o options) error {
 	if err != nil {
 		setupLog.Error(err, "Failed to read discovery; Kuma's MeshTLS counts as not served until it can be read")
 	}
+	if !kumaMeshes.Served() {
+		setupLog.Info("Kuma's Mesh is not served by this cluster yet; every Kuma workload counts as without mTLS until it is",
+			"group", kumaMeshes.GroupKind().String())
+	}
 	reconciler := &controllers.ProbeRedirectPolicyReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),

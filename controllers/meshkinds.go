@@ -173,7 +173,7 @@ func (k *MeshKind) Start(ctx context.Context) error {
 				log.Error(err, "Failed to start watching the kind; retrying")
 				return
 			}
-			log.Info("Kind is now served; following it")
+			log.Info(k.kind + " is now served; following it")
 		} else {
 			// Stop answering "served" before the informer goes, so that no new reconcile lists
 			// the kind (which would start the informer again).
@@ -184,7 +184,7 @@ func (k *MeshKind) Start(ctx context.Context) error {
 				}
 				k.watching = false
 			}
-			log.Info("Kind is no longer served; " + k.without)
+			log.Info(k.kind + " is no longer served; " + k.without)
 		}
 		k.served.Store(served)
 		k.wakeAll(ctx)

@@ -74,11 +74,16 @@ func run(m *testing.M) int {
 // startCluster starts a local control plane with Istio's injector (deferred: installed later by
 // StartMesh) and the ProbeRedirectPolicy CRD, and a client for it.
 func startCluster(ctx context.Context, name string, meshLater bool) (*localcluster.Cluster, client.Client, error) {
+	return startClusterWith(ctx, name, &localcluster.InjectorOptions{RewriteAppHTTPProbe: false, Deferred: meshLater})
+}
+
+// startClusterWith is startCluster with the given injectors.
+func startClusterWith(ctx context.Context, name string, injector *localcluster.InjectorOptions) (*localcluster.Cluster, client.Client, error) {
 	c, err := localcluster.Start(ctx, localcluster.Options{
 		Name:          name,
 		Dir:           filepath.Join(root, ".local", "clusters", name),
 		Nodes:         3,
-		Injector:      &localcluster.InjectorOptions{RewriteAppHTTPProbe: false, Deferred: meshLater},
+		Injector:      injector,
 		KwokStagesDir: os.Getenv("KWOK_STAGES_DIR"),
 		Logf:          func(format string, args ...any) { fmt.Printf("localcluster: "+format+"\n", args...) },
 	})
