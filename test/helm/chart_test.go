@@ -295,6 +295,7 @@ var valueCases = map[string]valueCase{
 		g.Expect(subjects).To(ConsistOf(HaveKeyWithValue("namespace", Namespace)), "the ServiceAccount stays in the release's namespace")
 	}},
 	"manager.rootNamespace":       {Set(nil, "manager.rootNamespace", "istio-root"), hasArg("--root-namespace=istio-root")},
+	"manager.kumaSystemNamespace": {Set(nil, "manager.kumaSystemNamespace", "kong-mesh-system"), hasArg("--kuma-system-namespace=kong-mesh-system")},
 	"manager.statusPort":          {Set(nil, "manager.statusPort", 15021), hasArg("--status-port=15021")},
 	"manager.concurrency":         {Set(nil, "manager.concurrency", 7), hasArg("--concurrency=7")},
 	"manager.unhealthyWindow":     {Set(nil, "manager.unhealthyWindow", "5m"), hasArg("--unhealthy-window=5m")},
