@@ -93,6 +93,12 @@ func TestKumaWorkloads(t *testing.T) {
 				return []*corev1.Pod{kumaPod(t, w, "a", meshdouble.DefaultKumaOptions())}
 			},
 			state: v1alpha1.WorkloadRedirected, reason: v1alpha1.StatusReasonRedirectedByMeshDefault, mode: v1alpha1.MTLSStrict},
+		{name: "pods redirected by Kuma's default, nothing needed: NotNeeded", meshes: []kumamesh.Mesh{permissiveMesh()},
+			workload: deployment("web", httpApp),
+			pods: func(t *testing.T, w plan.Workload) []*corev1.Pod {
+				return []*corev1.Pod{kumaPod(t, w, "a", meshdouble.DefaultKumaOptions())}
+			},
+			state: v1alpha1.WorkloadNotNeeded, reason: v1alpha1.StatusReasonNoProbeNeedsRedirect, mode: v1alpha1.MTLSPermissive},
 		{name: "pods of a control plane with the proxy off: annotated", meshes: []kumamesh.Mesh{strictMesh()},
 			workload: deployment("web", httpApp),
 			pods: func(t *testing.T, w plan.Workload) []*corev1.Pod {

@@ -99,7 +99,7 @@ func decideWorkload(in Input, w Workload, v Verdict, f workloadFacts) Verdict {
 			by = "its owner"
 		}
 		return annotated(in, w, v, f, by)
-	case mw.RedirectedByDefault:
+	case mw.RedirectedByDefault && f.anyNeeded:
 		v = annotated(in, w, v, f, fmt.Sprintf("nobody: %s redirects the probes by default", f.mesh.Name()))
 		if v.Status.State == v1alpha1.WorkloadRedirected {
 			v.Status.Reason = v1alpha1.StatusReasonRedirectedByMeshDefault
