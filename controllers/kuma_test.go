@@ -16,12 +16,11 @@ import (
 )
 
 // kumaObject creates a Kuma object from its manifest and deletes it when the test ends.
-func kumaObject(t *testing.T, obj map[string]any) *unstructured.Unstructured {
+func kumaObject(t *testing.T, obj map[string]any) {
 	t.Helper()
 	u := &unstructured.Unstructured{Object: obj}
 	NewWithT(t).Expect(k8sClient.Create(context.Background(), u)).To(Succeed())
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), u) })
-	return u
 }
 
 // TestKumaMeshTLSChangeWakesThePolicy follows a Kuma workload through changes of Kuma's own
