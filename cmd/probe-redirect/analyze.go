@@ -16,6 +16,7 @@ import (
 
 	"github.com/proberedirect/probe-redirect-operator/internal/analyze"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 )
 
 // errFindings is returned when the analysis succeeded and --fail-on matched.
@@ -29,6 +30,7 @@ type analyzeOptions struct {
 	namespace, output       string
 	failOn                  string
 	rootNamespace           string
+	kumaSystemNamespace     string
 	istioVersion            string
 	statusPort              int32
 	kubeconfig, kubeContext string
@@ -60,12 +62,13 @@ func newAnalyzeCommand(root string) *cobra.Command {
 		Long: `analyze reads Kubernetes manifests (files, directories, or - for standard input: the output of
 helm template or kustomize build) and prints, for every Deployment, StatefulSet and DaemonSet and
 each of its probes, the verdict the probe-redirect-operator would reach in the mesh: whether the
-probe needs redirecting and why (the effective PeerAuthentication mode per port), whether a
+probe needs redirecting and why (the effective mTLS mode per port: Istio's PeerAuthentications,
+Kuma's Meshes and MeshTLS policies), whether a
 ProbeRedirectPolicy in the input will redirect it, whether the template already enables the
 rewrite, and which probes will break.
 
-The Namespaces, PeerAuthentications and ProbeRedirectPolicies it judges by come from the
-manifests, from --context-file, and with --cluster from the current kubeconfig's cluster (read
+The Namespaces, PeerAuthentications, Kuma Meshes and MeshTLS policies, and ProbeRedirectPolicies
+it judges by come from the manifests, from --context-file, and with --cluster from the current kubeconfig's cluster (read
 only). Objects in the files win over the cluster's.
 
 Exit status: 0 when nothing matches --fail-on, 1 when something does, 2 on an error.`,
@@ -81,14 +84,15 @@ Exit status: 0 when nothing matches --fail-on, 1 when something does, 2 on an er
 	f := cmd.Flags()
 	f.StringSliceVarP(&o.filenames, "filename", "f", nil, "Manifests to judge: a file, a directory (its .yaml, .yml and .json files), or - for standard input. Repeatable.")
 	f.BoolVarP(&o.recursive, "recursive", "R", false, "Read directories recursively.")
-	f.StringSliceVar(&o.contextFiles, "context-file", nil, "Manifests that give context only (Namespaces, PeerAuthentications, ProbeRedirectPolicies); their workloads are not judged. Repeatable.")
-	f.BoolVar(&o.cluster, "cluster", false, "Also read Namespaces, PeerAuthentications and ProbeRedirectPolicies from the cluster of the current kubeconfig (read only).")
+	f.StringSliceVar(&o.contextFiles, "context-file", nil, "Manifests that give context only (Namespaces, PeerAuthentications, Kuma Meshes and MeshTLS policies, ProbeRedirectPolicies); their workloads are not judged. Repeatable.")
+	f.BoolVar(&o.cluster, "cluster", false, "Also read Namespaces, PeerAuthentications, Kuma Meshes and MeshTLS policies, and ProbeRedirectPolicies from the cluster of the current kubeconfig (read only).")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to the kubeconfig for --cluster.")
 	f.StringVar(&o.kubeContext, "context", "", "The kubeconfig context for --cluster.")
 	f.StringVarP(&o.namespace, "namespace", "n", "default", "Namespace of objects that name none.")
 	f.StringVarP(&o.output, "output", "o", "table", "Output format: "+strings.Join(analyze.Formats, ", ")+".")
 	f.StringVar(&o.failOn, "fail-on", string(analyze.FailOnBreak), "Exit 1 when: break (a probe will break and nothing in the input fixes it), needs-redirect (also when a policy in the input will fix it), never.")
 	f.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, home of the mesh-wide PeerAuthentication (as the operator's flag).")
+	f.StringVar(&o.kumaSystemNamespace, "kuma-system-namespace", kumamesh.DefaultSystemNamespace, "Kuma's system namespace, home of the mesh-wide MeshTLS policies (as the operator's flag).")
 	f.Int32Var(&o.statusPort, "status-port", istiomesh.DefaultStatusPort, "The mesh agent's default status port (as the operator's flag).")
 	f.StringVar(&o.istioVersion, "istio-version", "", "The Istio version to judge by, for example 1.26.4 (some injection rules changed in 1.27); empty follows the newest Istio.")
 	_ = cmd.MarkFlagRequired("filename")
@@ -123,7 +127,7 @@ func runAnalyze(ctx context.Context, o analyzeOptions, stdin io.Reader, stdout i
 		context = merge(context, live)
 	}
 	objs = merge(objs, context)
-	opts := analyze.Options{RootNamespace: o.rootNamespace, StatusPort: o.statusPort, Now: time.Now()}
+	opts := analyze.Options{RootNamespace: o.rootNamespace, KumaSystemNamespace: o.kumaSystemNamespace, StatusPort: o.statusPort, Now: time.Now()}
 	if o.istioVersion != "" {
 		v, err := version.ParseGeneric(o.istioVersion)
 		if err != nil {
@@ -179,8 +183,10 @@ func readFile(path, namespace string, objs *analyze.Objects) error {
 	return analyze.DecodeManifests(f, filepath.ToSlash(path), namespace, objs)
 }
 
-// merge adds context's Namespaces, PeerAuthentications and policies to objs where objs has no
-// object of the same namespace and name; context's workloads are not judged.
+// merge adds context's Namespaces, PeerAuthentications, Kuma Meshes and MeshTLS policies and
+// ProbeRedirectPolicies to objs where objs has no object of the same kind, namespace and name;
+// context's workloads are not judged. Of what context ignored, only its Kuma Meshes and MeshTLS
+// policies that cannot be read are kept, since they change the judgement.
 func merge(objs, context analyze.Objects) analyze.Objects {
 	key := func(ns, name string) string { return ns + "/" + name }
 	have := map[string]bool{}
@@ -192,6 +198,12 @@ func merge(objs, context analyze.Objects) analyze.Objects {
 	}
 	for _, p := range objs.Policies {
 		have["ProbeRedirectPolicy:"+key(p.Namespace, p.Name)] = true
+	}
+	for _, m := range objs.KumaMeshes {
+		have["Mesh:"+m.Name] = true
+	}
+	for _, p := range objs.KumaMeshTLSes {
+		have["MeshTLS:"+key(p.Namespace, p.Name)] = true
 	}
 	for _, n := range context.Namespaces {
 		if !have["Namespace:"+n.Name] {
@@ -206,6 +218,21 @@ func merge(objs, context analyze.Objects) analyze.Objects {
 	for _, p := range context.Policies {
 		if !have["ProbeRedirectPolicy:"+key(p.Namespace, p.Name)] {
 			objs.Policies = append(objs.Policies, p)
+		}
+	}
+	for _, m := range context.KumaMeshes {
+		if !have["Mesh:"+m.Name] {
+			objs.KumaMeshes = append(objs.KumaMeshes, m)
+		}
+	}
+	for _, p := range context.KumaMeshTLSes {
+		if !have["MeshTLS:"+key(p.Namespace, p.Name)] {
+			objs.KumaMeshTLSes = append(objs.KumaMeshTLSes, p)
+		}
+	}
+	for _, i := range context.Ignored {
+		if i.APIVersion == analyze.KumaGroupVersion.String() && i.Why != "" {
+			objs.Ignored = append(objs.Ignored, i)
 		}
 	}
 	return objs

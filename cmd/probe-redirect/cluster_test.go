@@ -12,6 +12,7 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,6 +58,18 @@ func TestCluster(t *testing.T) {
 	out, code = run(t, "", "analyze", "-f", deploymentOnly, "--cluster", "--kubeconfig", kubeconfig)
 	g.Expect(code).To(Equal(exitFindings), out)
 	g.Expect(out).To(MatchRegexp(`shop\s+Deployment/nginx\s+nginx\s+Readiness\s+HTTP :80/index.html\s+STRICT\s+WillBreak`))
+
+	// Kuma: the cluster serves kuma.io/v1alpha1; its STRICT Mesh decides a Kuma workload's mode.
+	mesh := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"mtls": map[string]any{"enabledBackend": "ca-1",
+		"backends": []any{map[string]any{"name": "ca-1", "type": "builtin", "mode": "STRICT"}}}}}}
+	mesh.SetAPIVersion("kuma.io/v1alpha1")
+	mesh.SetKind("Mesh")
+	mesh.SetName("default")
+	g.Expect(c.Create(ctx, mesh)).To(Succeed())
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kshop", Labels: map[string]string{"kuma.io/sidecar-injection": "enabled"}}})).To(Succeed())
+	out, code = run(t, strings.Replace("apiVersion: apps/v1\n"+deployment, "namespace: shop", "namespace: kshop", 1), "analyze", "-f", "-", "--cluster", "--kubeconfig", kubeconfig)
+	g.Expect(code).To(Equal(exitFindings), out)
+	g.Expect(out).To(MatchRegexp(`kshop\s+Deployment/nginx\s+nginx\s+Readiness\s+HTTP :80/index.html\s+Kuma\s+STRICT\s+WillBreak`))
 
 	out, code = run(t, "", "analyze", "-f", deploymentOnly, "--cluster", "--kubeconfig", filepath.Join(t.TempDir(), "missing"))
 	g.Expect(code).To(Equal(exitError))

@@ -13,6 +13,7 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/internal/mesh"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -27,7 +28,8 @@ const (
 	// FixedByPolicy: a probe needs redirecting, and the named ProbeRedirectPolicy will annotate
 	// the workload.
 	FixedByPolicy Verdict = "FixedByPolicy"
-	// Redirected: the template already enables the rewrite (sidecar.istio.io/rewriteAppHTTPProbers).
+	// Redirected: the template already enables the rewrite (sidecar.istio.io/rewriteAppHTTPProbers,
+	// kuma.io/application-probe-proxy-port).
 	Redirected Verdict = "Redirected"
 	// OptedOut: the template turns the rewrite off; probes that need redirecting will break.
 	OptedOut Verdict = "OptedOut"
@@ -58,7 +60,11 @@ type Objects struct {
 	Namespaces          []*corev1.Namespace
 	PeerAuthentications []*securityv1.PeerAuthentication
 	Policies            []*v1alpha1.ProbeRedirectPolicy
-	Workloads           []Workload
+	// KumaMeshes and KumaMeshTLSes are Kuma's kuma.io/v1alpha1 Meshes and MeshTLS policies, as
+	// the operator reads them.
+	KumaMeshes    []kumamesh.Mesh
+	KumaMeshTLSes []kumamesh.MeshTLS
+	Workloads     []Workload
 	// Ignored lists the objects that are none of the above, for the report.
 	Ignored []Ignored
 }
@@ -83,6 +89,9 @@ type Options struct {
 	Now time.Time
 	// Istio is the Istio version to judge by; unknown (the zero value) follows the newest Istio.
 	Istio istiomesh.IstioVersion
+	// KumaSystemNamespace is Kuma's system namespace (the operator's --kuma-system-namespace);
+	// "" is kuma.DefaultSystemNamespace.
+	KumaSystemNamespace string
 }
 
 // Report is the judgement of every workload, in namespace, kind and name order.
@@ -100,9 +109,13 @@ type WorkloadFinding struct {
 	Name      string                `json:"name"`
 	Source    Source                `json:"source,omitzero"`
 	Verdict   Verdict               `json:"verdict"`
+	// Mesh is the mesh that injects the workload's sidecar, or would inject it (the operator's
+	// status.workloads[].mesh).
+	Mesh v1alpha1.MeshName `json:"mesh,omitempty"`
 	// Policy names the ProbeRedirectPolicy that selects the workload, "" when none does.
 	Policy string `json:"policy,omitempty"`
-	// MTLSMode is the effective workload-level PeerAuthentication mode.
+	// MTLSMode is the effective workload-level mTLS mode (Istio's PeerAuthentication, Kuma's
+	// Mesh and MeshTLS).
 	MTLSMode v1alpha1.MTLSMode     `json:"mtlsMode,omitempty"`
 	Reason   v1alpha1.StatusReason `json:"reason,omitempty"`
 	Message  string                `json:"message,omitempty"`
@@ -145,7 +158,13 @@ func Analyze(objs Objects, opts Options) Report {
 	for _, ns := range objs.Namespaces {
 		namespaces[ns.Name] = ns
 	}
-	resolver := istiomesh.NewResolver(opts.RootNamespace, objs.PeerAuthentications)
+	if opts.KumaSystemNamespace == "" {
+		opts.KumaSystemNamespace = kumamesh.DefaultSystemNamespace
+	}
+	modes := resolvers{
+		istio: istiomesh.NewResolver(opts.RootNamespace, objs.PeerAuthentications),
+		kuma:  kumamesh.NewResolver(objs.KumaMeshes, objs.KumaMeshTLSes, opts.KumaSystemNamespace),
+	}
 	unknown := map[string]bool{}
 	for _, w := range objs.Workloads {
 		ns := w.Object.GetNamespace()
@@ -154,11 +173,7 @@ func Analyze(objs Objects, opts Options) Report {
 			unknown[ns] = true
 			report.Notes = append(report.Notes, "Namespace "+ns+" is not in the input, so its injection labels are unknown: its workloads count as outside the mesh. Add the Namespace with --context-file or read it with --cluster.")
 		}
-		var labels map[string]string
-		if known {
-			labels = namespace.Labels
-		}
-		report.Workloads = append(report.Workloads, judge(w, labels, policiesIn(objs.Policies, ns), resolver, opts))
+		report.Workloads = append(report.Workloads, judge(w, namespace, policiesIn(objs.Policies, ns), modes, opts))
 	}
 	slices.SortStableFunc(report.Workloads, func(a, b WorkloadFinding) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)), cmp.Compare(a.Name, b.Name))
@@ -166,17 +181,24 @@ func Analyze(objs Objects, opts Options) Report {
 	return report
 }
 
-// judge runs plan.Decide for one workload and reads its verdict.
-func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.ProbeRedirectPolicy, resolver *istiomesh.Resolver, opts Options) WorkloadFinding {
+// resolvers answer the effective mTLS modes of each mesh.
+type resolvers struct {
+	istio *istiomesh.Resolver
+	kuma  *kumamesh.Resolver
+}
+
+// judge runs plan.Decide for one workload and reads its verdict. namespace is nil when the input
+// does not have the workload's Namespace.
+func judge(w Workload, namespace *corev1.Namespace, policies []*v1alpha1.ProbeRedirectPolicy, modes resolvers, opts Options) WorkloadFinding {
 	ns := w.Object.GetNamespace()
 	owner := plan.ManagingPolicy(policies, w.Workload)
 	// Whether a probe breaks is judged under the API's defaults (every handler, StrictMTLS): a
 	// policy that leaves a handler out of spec.probeTypes does not make its probe work.
-	byDefault := decide(w, namespaceLabels, &v1alpha1.ProbeRedirectPolicy{ObjectMeta: metav1.ObjectMeta{Name: "(none)", Namespace: ns},
-		Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &v1alpha1.LabelSelector{}}}, resolver, opts)
+	byDefault := decide(w, namespace, &v1alpha1.ProbeRedirectPolicy{ObjectMeta: metav1.ObjectMeta{Name: "(none)", Namespace: ns},
+		Spec: v1alpha1.ProbeRedirectPolicySpec{Selector: &v1alpha1.LabelSelector{}}}, modes, opts)
 	d := byDefault
 	if owner != nil {
-		d = decide(w, namespaceLabels, owner, resolver, opts)
+		d = decide(w, namespace, owner, modes, opts)
 	}
 	ref := w.Ref()
 	f := WorkloadFinding{Namespace: ns, Kind: ref.Kind, Name: ref.Name, Source: w.Source}
@@ -184,7 +206,7 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 		f.Policy = owner.Name
 	}
 	v := d.Verdicts[0]
-	f.MTLSMode, f.Reason, f.Message = v.Status.MTLSMode, v.Status.Reason, v.Status.Message
+	f.Mesh, f.MTLSMode, f.Reason, f.Message = v.Status.Mesh, v.Status.MTLSMode, v.Status.Reason, v.Status.Message
 	f.Verdict = verdictOf(v, owner)
 	for i, ps := range v.Status.Probes {
 		p := ProbeFinding{Container: ps.Container, Kind: ps.Kind, Handler: ps.Handler, Original: ps.Original,
@@ -208,16 +230,38 @@ func judge(w Workload, namespaceLabels map[string]string, policies []*v1alpha1.P
 	return f
 }
 
-// decide runs plan.Decide for one workload under policy.
-func decide(w Workload, namespaceLabels map[string]string, policy *v1alpha1.ProbeRedirectPolicy, resolver *istiomesh.Resolver, opts Options) plan.Decision {
-	istio := &istiomesh.View{Namespace: policy.Namespace, NamespaceLabels: namespaceLabels, Istio: opts.Istio, MTLS: resolver, StatusPort: opts.StatusPort}
+// decide runs plan.Decide for one workload under policy, with the meshes the operator asks (Istio,
+// then Kuma); the one that claims the workload most strongly decides.
+func decide(w Workload, namespace *corev1.Namespace, policy *v1alpha1.ProbeRedirectPolicy, modes resolvers, opts Options) plan.Decision {
+	var labels, annotations map[string]string
+	if namespace != nil {
+		labels, annotations = namespace.Labels, namespace.Annotations
+	}
+	istio := &istiomesh.View{Namespace: policy.Namespace, NamespaceLabels: labels, Istio: opts.Istio, MTLS: modes.istio, StatusPort: opts.StatusPort}
+	kuma := &kumamesh.View{Namespace: policy.Namespace, NamespaceLabels: withNameLabel(labels, namespace), NamespaceAnnotations: annotations,
+		SystemNamespace: opts.KumaSystemNamespace, Modes: modes.kuma}
 	return plan.Decide(plan.Input{
 		Policy:    policy,
 		Policies:  []*v1alpha1.ProbeRedirectPolicy{policy},
 		Workloads: []plan.Workload{w.Workload},
-		Meshes:    []mesh.Mesh{istio},
+		Meshes:    []mesh.Mesh{istio, kuma},
 		Now:       opts.Now,
 	})
+}
+
+// withNameLabel returns labels with kubernetes.io/metadata.name, which the API server sets on every
+// Namespace but a manifest may leave out; Kuma reads it to spot its system namespace. labels itself
+// is not changed.
+func withNameLabel(labels map[string]string, namespace *corev1.Namespace) map[string]string {
+	if namespace == nil || labels[corev1.LabelMetadataName] != "" {
+		return labels
+	}
+	out := make(map[string]string, len(labels)+1)
+	for k, v := range labels {
+		out[k] = v
+	}
+	out[corev1.LabelMetadataName] = namespace.Name
+	return out
 }
 
 // newestUnlessDated gives the policies and PeerAuthentications that have no creationTimestamp

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -20,11 +21,13 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
 // Scheme knows every kind the analysis reads: Kubernetes' own, ProbeRedirectPolicy, and Istio's
-// security.istio.io v1 and v1beta1 PeerAuthentication.
+// security.istio.io v1 and v1beta1 PeerAuthentication. Kuma's Mesh and MeshTLS (KumaGroupVersion)
+// are read as unstructured objects, as the operator reads them.
 var Scheme = runtime.NewScheme()
 
 func init() {
@@ -34,13 +37,17 @@ func init() {
 	utilruntime.Must(securityv1beta1.AddToScheme(Scheme))
 }
 
+// KumaGroupVersion is the group version of Kuma's Mesh and MeshTLS.
+var KumaGroupVersion = schema.GroupVersion{Group: "kuma.io", Version: "v1alpha1"}
+
 var decoder = serializer.NewCodecFactory(Scheme).UniversalDeserializer()
 
 // DecodeManifests reads a stream of YAML or JSON documents (the output of `helm template` or
 // `kustomize build`, or files written by hand) into objs. file names the stream in Sources;
 // defaultNamespace is given to namespaced objects that name none, as kubectl does. Lists (kind
 // List) are read item by item. Documents of kinds the analysis does not judge are recorded in
-// objs.Ignored; a document that is not valid YAML, or a known kind that does not decode, is an
+// objs.Ignored, and so is a Kuma Mesh or MeshTLS that Kuma would refuse (with the reason in Why);
+// a document that is not valid YAML, or a known kind that does not decode, is an
 // error naming the file and line.
 func DecodeManifests(r io.Reader, file, defaultNamespace string, objs *Objects) error {
 	data, err := io.ReadAll(r)
@@ -97,6 +104,10 @@ func decodeDocument(doc []byte, src Source, defaultNamespace string, objs *Objec
 	}
 	obj, gvk, err := decoder.Decode(json, nil, nil)
 	if runtime.IsNotRegisteredError(err) {
+		if gv, _ := schema.ParseGroupVersion(meta.APIVersion); gv == KumaGroupVersion && (meta.Kind == "Mesh" || meta.Kind == "MeshTLS") {
+			addKuma(json, meta.Kind, src, defaultNamespace, objs)
+			return nil
+		}
 		var m metav1.PartialObjectMetadata
 		_ = yaml.Unmarshal(json, &m)
 		objs.Ignored = append(objs.Ignored, Ignored{APIVersion: meta.APIVersion, Kind: meta.Kind, Name: m.Name, Source: src})
@@ -166,6 +177,40 @@ func add(obj runtime.Object, src Source, gvk schema.GroupVersionKind, defaultNam
 		}
 		objs.Ignored = append(objs.Ignored, Ignored{APIVersion: gvk.GroupVersion().String(), Kind: kind, Name: name, Source: src, Why: why})
 	}
+}
+
+// addKuma files a Kuma Mesh or MeshTLS document, read as the operator reads it from the cluster
+// (kuma.MeshFromUnstructured, MeshTLSFromUnstructured); one that cannot be read is Ignored with the
+// reason, and the workloads are judged without it, as the operator does.
+func addKuma(json []byte, kind string, src Source, defaultNamespace string, objs *Objects) {
+	u := &unstructured.Unstructured{}
+	err := u.UnmarshalJSON(json)
+	if err == nil && kind == "MeshTLS" && u.GetNamespace() == "" {
+		u.SetNamespace(defaultNamespace)
+	}
+	if err == nil {
+		switch kind {
+		case "Mesh":
+			var m kumamesh.Mesh
+			if m, err = kumamesh.MeshFromUnstructured(u); err == nil {
+				objs.KumaMeshes = append(objs.KumaMeshes, m)
+				return
+			}
+		case "MeshTLS":
+			var p kumamesh.MeshTLS
+			if p, err = kumamesh.MeshTLSFromUnstructured(u); err == nil {
+				objs.KumaMeshTLSes = append(objs.KumaMeshTLSes, p)
+				return
+			}
+		}
+	}
+	objs.Ignored = append(objs.Ignored, KumaIgnored(kind, u.GetName(), src, err))
+}
+
+// KumaIgnored is the Ignored entry of a Kuma Mesh or MeshTLS that cannot be read.
+func KumaIgnored(kind, name string, src Source, err error) Ignored {
+	return Ignored{APIVersion: KumaGroupVersion.String(), Kind: kind, Name: name, Source: src,
+		Why: fmt.Sprintf("cannot be read, so its mTLS settings are left out: %v", err)}
 }
 
 // leadingLines counts the blank and comment lines before a document's first content.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/owenrumney/go-sarif/v3/pkg/report"
 	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
+
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 )
 
 // Formats are the values -o accepts.
@@ -34,15 +36,27 @@ func (r Report) Write(w io.Writer, format string) error {
 }
 
 // WriteTable prints one row per probe (one per workload without probes), then the notes and a
-// one-line summary.
+// one-line summary. A MESH column (before MTLS) is printed when a workload is in a mesh other than
+// Istio, so a report on Istio workloads alone reads as it always has.
 func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tCONTAINER\tPROBE\tTARGET\tMTLS\tVERDICT\tPOLICY\tWHY")
+	withMesh := r.namesMeshes()
+	meshCell := func(f WorkloadFinding) string {
+		if !withMesh {
+			return ""
+		}
+		return orDash(string(f.Mesh)) + "\t"
+	}
+	header := "NAMESPACE\tWORKLOAD\tCONTAINER\tPROBE\tTARGET\t"
+	if withMesh {
+		header += "MESH\t"
+	}
+	_, _ = fmt.Fprintln(tw, header+"MTLS\tVERDICT\tPOLICY\tWHY")
 	for _, f := range r.Workloads {
 		workload := fmt.Sprintf("%s/%s", f.Kind, f.Name)
 		policy := orDash(f.Policy)
 		if len(f.Probes) == 0 {
-			_, _ = fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t%s\t%s\t%s\t%s\n", f.Namespace, workload, orDash(string(f.MTLSMode)), f.Verdict, policy, f.Message)
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t%s%s\t%s\t%s\t%s\n", f.Namespace, workload, meshCell(f), orDash(string(f.MTLSMode)), f.Verdict, policy, f.Message)
 			continue
 		}
 		for _, p := range f.Probes {
@@ -50,8 +64,8 @@ func (r Report) WriteTable(w io.Writer) error {
 			if p.Breaks && p.Verdict != WillBreak {
 				verdict += " (breaks)"
 			}
-			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Namespace, workload, p.Container, p.Kind,
-				p.Original, orDash(string(p.MTLSMode)), verdict, policy, why(f, p))
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\t%s\t%s\t%s\n", f.Namespace, workload, p.Container, p.Kind,
+				p.Original, meshCell(f), orDash(string(p.MTLSMode)), verdict, policy, why(f, p))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -78,6 +92,17 @@ func (r Report) WriteTable(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "%d workload(s), %d probe(s): %d will break, %d fixed by a policy, %d already redirected.\n",
 		len(r.Workloads), counts.probes, counts.breaking, counts.fixed, counts.redirected)
 	return err
+}
+
+// namesMeshes reports whether a workload is in a mesh other than Istio, the table then names each
+// workload's mesh.
+func (r Report) namesMeshes() bool {
+	for _, f := range r.Workloads {
+		if f.Mesh != "" && f.Mesh != v1alpha1.MeshIstio {
+			return true
+		}
+	}
+	return false
 }
 
 // why is the one sentence the table gives for a probe.
@@ -133,13 +158,14 @@ var sarifRules = []struct {
 	description string
 }{
 	{WillBreak, "error", "A kubelet probe needs redirecting through the mesh agent, and nothing in the manifests redirects it: under STRICT mTLS HTTP and gRPC probes are reset, and TCP probes pass even when the app is down."},
-	{OptedOut, "error", "The pod template turns Istio's probe rewrite off, but a probe needs it, so the probe will misreport."},
+	{OptedOut, "error", "The pod template turns the mesh's probe rewrite off (Istio's sidecar.istio.io/rewriteAppHTTPProbers, Kuma's kuma.io/application-probe-proxy-port), but a probe needs it, so the probe will misreport."},
 	{Unsupported, "error", "Redirecting this probe through the mesh agent would break it (or the template's mesh annotations are invalid); the operator leaves the workload alone."},
 	{FixedByPolicy, "note", "A ProbeRedirectPolicy in the manifests will redirect this probe."},
 }
 
 // SARIF returns the report as a SARIF 2.1.0 log, for code-scanning annotations on a pull request:
-// one result per probe that breaks or that a policy fixes, located at the workload's document.
+// one result per probe that breaks or that a policy fixes, located at the workload's document, with
+// the workload's mesh in the result's properties ("mesh").
 func (r Report) SARIF() (*sarif.Report, error) {
 	log := report.NewV210Report()
 	run := sarif.NewRunWithInformationURI("probe-redirect", "https://github.com/proberedirect/probe-redirect-operator")
@@ -157,6 +183,9 @@ func (r Report) SARIF() (*sarif.Report, error) {
 			message := fmt.Sprintf("%s %s/%s, container %q %s probe %s: %s", f.Kind, f.Namespace, f.Name, p.Container,
 				strings.ToLower(string(p.Kind)), p.Original, why(f, p))
 			result := run.CreateResultForRule(string(p.Verdict)).WithLevel(level).WithMessage(sarif.NewTextMessage(message))
+			if f.Mesh != "" {
+				result.WithProperties(sarif.NewPropertyBag().Add("mesh", string(f.Mesh)))
+			}
 			location := sarif.NewLocation().WithLogicalLocations([]*sarif.LogicalLocation{
 				sarif.NewLogicalLocation().WithFullyQualifiedName(fmt.Sprintf("%s/%s/%s/%s", f.Namespace, f.Kind, f.Name, p.Container)).WithKind("object"),
 			})
