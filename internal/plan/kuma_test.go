@@ -209,3 +209,21 @@ func TestKumaSidecarProbeFailuresNeverCount(t *testing.T) {
 	g.Expect(d.Unhealthy.Total).To(BeEquivalentTo(1))
 	g.Expect(d.Unhealthy.Pods[0].Container).To(Equal("app"))
 }
+
+// TestWorkloadOutsideEveryMeshNamesNone reports a workload no mesh claims without a mesh, and a
+// workload kept out by Kuma's own label under Kuma.
+func TestWorkloadOutsideEveryMeshNamesNone(t *testing.T) {
+	g := NewWithT(t)
+	httpApp := containers(container("app", readiness(httpGet(8080, "/ready"))))
+	plain := map[string]string{"kubernetes.io/metadata.name": ns}
+	d := plan.Decide(kumaInput(policy(), plain, []kumamesh.Mesh{strictMesh()}, nil, deployment("web", httpApp)))
+	g.Expect(d.Verdicts[0].Status.State).To(Equal(v1alpha1.WorkloadNotInMesh))
+	g.Expect(d.Verdicts[0].Status.Mesh).To(BeEmpty())
+	g.Expect(plan.Complete(d, nil).Status.Mesh).To(BeEmpty())
+
+	off := map[string]string{kumamesh.SidecarInjectionLabel: "disabled", "kubernetes.io/metadata.name": ns}
+	d = plan.Decide(kumaInput(policy(), off, []kumamesh.Mesh{strictMesh()}, nil, deployment("web", httpApp)))
+	g.Expect(d.Verdicts[0].Status.State).To(Equal(v1alpha1.WorkloadNotInMesh))
+	g.Expect(d.Verdicts[0].Status.Reason).To(Equal(v1alpha1.StatusReasonNamespaceInjectionDisabled))
+	g.Expect(d.Verdicts[0].Status.Mesh).To(Equal(v1alpha1.MeshKuma))
+}

@@ -30,7 +30,9 @@ func judge(in Input, w Workload) Verdict {
 			v.Needs[i] = Need{Reason: n.reason, Message: n.message}
 		}
 	}
-	v.Status.Mesh = f.mesh.Name()
+	if f.w.Claimed > mesh.ClaimNone {
+		v.Status.Mesh = f.mesh.Name() // a workload nothing puts in a mesh names none
+	}
 	v.Status.MTLSMode = f.w.Modes.Mode
 	v.Status.Probes = probeStatuses(f.mesh, f.w.Probes, f.w.Redirect.Port, f.w.Modes, f.needs)
 	v.Annotated = f.w.Redirect.State == mesh.RedirectEnabled
