@@ -31,6 +31,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -115,7 +116,12 @@ func main() {
 func run(o options) error {
 	watchNamespaces := controllers.ParseWatchNamespaces(o.watchNamespaces)
 	setupLog := ctrl.Log.WithName("setup")
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	config := ctrl.GetConfigOrDie()
+	scope, err := cacheScope(config, watchNamespaces, o)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(config, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOptions(o),
 		HealthProbeBindAddress:        o.probeAddr,
@@ -123,7 +129,7 @@ func run(o options) error {
 		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(watchNamespaces, o.rootNamespace, o.kumaSystemNamespace),
+		Cache:                         controllers.CacheOptions(scope),
 		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
@@ -168,6 +174,7 @@ func run(o options) error {
 		KumaMeshTLSes:       kumaMeshTLSes,
 		KumaSystemNamespace: o.kumaSystemNamespace,
 		WatchNamespaces:     watchNamespaces,
+		Scope:               scope,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.concurrency, RecoverPanic: ptrTo(true)}); err != nil {
 		return fmt.Errorf("setting up controller %s: %w", controllers.ControllerName, err)
@@ -180,6 +187,23 @@ func run(o options) error {
 	}
 	setupLog.Info("Starting manager")
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// cacheScope is what the cache holds. A namespace-scoped install reads the mesh-wide policies
+// outside its namespaces only for the kinds served now (CacheScope); discovery errors count as
+// not served.
+func cacheScope(config *rest.Config, watchNamespaces []string, o options) (controllers.CacheScope, error) {
+	scope := controllers.CacheScope{WatchNamespaces: watchNamespaces, RootNamespace: o.rootNamespace, KumaSystemNamespace: o.kumaSystemNamespace}
+	if len(watchNamespaces) == 0 {
+		return scope, nil
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(config)
+	if err != nil {
+		return scope, fmt.Errorf("creating the discovery client: %w", err)
+	}
+	scope.PeerAuthenticationServed, _ = controllers.KindServed(disco, securityv1.SchemeGroupVersion, "PeerAuthentication")
+	scope.KumaMeshTLSServed, _ = controllers.KindServed(disco, controllers.KumaGroupVersion, "MeshTLS")
+	return scope, nil
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -106,7 +106,13 @@ func (k *MeshKind) GroupKind() schema.GroupKind { return k.groupVersion.WithKind
 
 // discover reads the group version's discovery document.
 func (k *MeshKind) discover() (bool, error) {
-	list, err := k.discovery.ServerResourcesForGroupVersion(k.groupVersion.String())
+	return KindServed(k.discovery, k.groupVersion, k.kind)
+}
+
+// KindServed reports whether the API server's discovery lists kind in group version gv; a group
+// version that is not served at all is (false, nil).
+func KindServed(d discovery.DiscoveryInterface, gv schema.GroupVersion, kind string) (bool, error) {
+	list, err := d.ServerResourcesForGroupVersion(gv.String())
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
@@ -114,7 +120,7 @@ func (k *MeshKind) discover() (bool, error) {
 		return false, err
 	}
 	for _, r := range list.APIResources {
-		if r.Kind == k.kind {
+		if r.Kind == kind {
 			return true, nil
 		}
 	}

@@ -90,6 +90,9 @@ type ProbeRedirectPolicyReconciler struct {
 	KumaMeshes, KumaMeshTLSes *MeshKind
 	// KumaSystemNamespace is Kuma's system namespace, home of the mesh-wide MeshTLS policies.
 	KumaSystemNamespace string
+	// Scope is what the cache was made to hold (CacheOptions): with WatchNamespaces, the mesh-wide
+	// policies outside them are read only when their kind was served at start.
+	Scope CacheScope
 }
 
 // +kubebuilder:rbac:groups=mesh.proberedirect.io,resources=proberedirectpolicies,verbs=get;list;watch;update;patch
@@ -257,6 +260,9 @@ func (r *ProbeRedirectPolicyReconciler) kumaModes(ctx context.Context, ns string
 	}
 	if r.KumaMeshTLSes.Served() {
 		for _, n := range uniqueStrings(r.KumaSystemNamespace, ns) {
+			if !r.readable(n, r.Scope.KumaMeshTLSServed) {
+				continue
+			}
 			list, err := r.listKuma(ctx, "MeshTLSList", client.InNamespace(n))
 			if err != nil {
 				return nil, err
@@ -301,6 +307,9 @@ func (r *ProbeRedirectPolicyReconciler) listPeerAuthentications(ctx context.Cont
 	defer cancel()
 	var out []*securityv1.PeerAuthentication
 	for _, n := range uniqueStrings(r.RootNamespace, ns) {
+		if !r.readable(n, r.Scope.PeerAuthenticationServed) {
+			continue
+		}
 		list := &securityv1.PeerAuthenticationList{}
 		if err := r.List(ctx, list, client.InNamespace(n)); err != nil {
 			return nil, fmt.Errorf("listing PeerAuthentications in %s: %w", n, err)

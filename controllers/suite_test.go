@@ -71,7 +71,7 @@ func run(m *testing.M) int {
 		Scheme:                 testenv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(nil, rootNamespace, kumamesh.DefaultSystemNamespace),
+		Cache:                  controllers.CacheOptions(controllers.CacheScope{RootNamespace: rootNamespace, KumaSystemNamespace: kumamesh.DefaultSystemNamespace}),
 		Client:                 client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {

@@ -41,17 +41,29 @@ import (
 	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
 )
 
+// CacheScope says what the manager's cache holds beyond the operator's own namespaces.
+type CacheScope struct {
+	// WatchNamespaces, when not empty, limits every namespaced kind to those namespaces (a
+	// namespace-scoped install: OLM's OwnNamespace, SingleNamespace and MultiNamespace modes).
+	WatchNamespaces []string
+	// RootNamespace is Istio's root namespace: its Deployments (istiod's version) and, when
+	// PeerAuthenticationServed, its PeerAuthentications (the mesh-wide one) are read too.
+	RootNamespace string
+	// KumaSystemNamespace is Kuma's system namespace: its MeshTLS policies (mesh-wide) are read
+	// too when KumaMeshTLSServed.
+	KumaSystemNamespace string
+	// PeerAuthenticationServed and KumaMeshTLSServed say whether those kinds were served when the
+	// manager was made. Only then can the cache be told to read them outside WatchNamespaces: it
+	// needs their REST mapping at once, and a missing one would stop the manager from starting.
+	PeerAuthenticationServed, KumaMeshTLSServed bool
+}
+
 // CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all Events),
 // and Pods and Events without managedFields. Workloads keep their managedFields, which tell whether
-// the operator or a person wrote the rewrite annotation.
-//
-// watchNamespaces, when not empty, limits every namespaced kind to those namespaces (a
-// namespace-scoped install: OLM's OwnNamespace, SingleNamespace and MultiNamespace modes), except
-// Deployments and PeerAuthentications, which are also read in rootNamespace (istiod's version, the
-// mesh-wide PeerAuthentication), and Kuma's MeshTLS policies, which are also read in
-// kumaSystemNamespace (mesh-wide policies). Namespaces and Kuma's Meshes, being cluster-scoped,
-// are always cached whole.
-func CacheOptions(watchNamespaces []string, rootNamespace, kumaSystemNamespace string) cache.Options {
+// the operator or a person wrote the rewrite annotation. With WatchNamespaces, every namespaced
+// kind is limited to them, except what s says is read outside them. Namespaces and Kuma's Meshes,
+// being cluster-scoped, are always cached whole.
+func CacheOptions(s CacheScope) cache.Options {
 	o := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Event{}: {
@@ -61,23 +73,36 @@ func CacheOptions(watchNamespaces []string, rootNamespace, kumaSystemNamespace s
 			&corev1.Pod{}: {Transform: cache.TransformStripManagedFields()},
 		},
 	}
-	if len(watchNamespaces) == 0 {
+	if len(s.WatchNamespaces) == 0 {
 		return o
 	}
 	o.DefaultNamespaces = map[string]cache.Config{}
-	withRoot := map[string]cache.Config{rootNamespace: {}}
-	for _, ns := range watchNamespaces {
+	for _, ns := range s.WatchNamespaces {
 		o.DefaultNamespaces[ns] = cache.Config{}
-		withRoot[ns] = cache.Config{}
 	}
-	o.ByObject[&appsv1.Deployment{}] = cache.ByObject{Namespaces: withRoot}
-	o.ByObject[&securityv1.PeerAuthentication{}] = cache.ByObject{Namespaces: withRoot}
-	withKumaSystem := map[string]cache.Config{kumaSystemNamespace: {}}
-	for _, ns := range watchNamespaces {
-		withKumaSystem[ns] = cache.Config{}
+	with := func(extra string) map[string]cache.Config {
+		out := map[string]cache.Config{extra: {}}
+		for _, ns := range s.WatchNamespaces {
+			out[ns] = cache.Config{}
+		}
+		return out
 	}
-	o.ByObject[NewKumaObject("MeshTLS")] = cache.ByObject{Namespaces: withKumaSystem}
+	o.ByObject[&appsv1.Deployment{}] = cache.ByObject{Namespaces: with(s.RootNamespace)}
+	if s.PeerAuthenticationServed {
+		o.ByObject[&securityv1.PeerAuthentication{}] = cache.ByObject{Namespaces: with(s.RootNamespace)}
+	}
+	if s.KumaMeshTLSServed {
+		o.ByObject[NewKumaObject("MeshTLS")] = cache.ByObject{Namespaces: with(s.KumaSystemNamespace)}
+	}
 	return o
+}
+
+// readable reports whether the cache reads a mesh policy kind in namespace ns: every namespace
+// of a cluster-wide install, the watched ones, and outside them only when the kind was served when
+// the manager started (CacheScope). A mesh installed later into a namespace-scoped install has
+// its mesh-wide policies read after the operator restarts.
+func (r *ProbeRedirectPolicyReconciler) readable(ns string, servedAtStart bool) bool {
+	return r.watches(ns) || servedAtStart
 }
 
 // watches reports whether the operator manages namespace ns (every namespace when

@@ -1,0 +1,61 @@
+package controllers_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"github.com/proberedirect/probe-redirect-operator/controllers"
+)
+
+// namespacesOf returns the namespaces the cache options give one kind, by its Go type (and, for
+// unstructured objects, its kind), and whether the kind has an entry at all.
+func namespacesOf(o cache.Options, match func(any) bool) ([]string, bool) {
+	for obj, by := range o.ByObject {
+		if match(obj) {
+			var out []string
+			for ns := range by.Namespaces {
+				out = append(out, ns)
+			}
+			return out, true
+		}
+	}
+	return nil, false
+}
+
+func isPeerAuthentication(obj any) bool { _, ok := obj.(*securityv1.PeerAuthentication); return ok }
+
+func isMeshTLS(obj any) bool {
+	u, ok := obj.(*unstructured.Unstructured)
+	return ok && u.GetKind() == "MeshTLS"
+}
+
+// TestCacheScope keeps a namespace-scoped install from naming a mesh kind the API server does not
+// serve (the manager could not start: the cache needs its REST mapping), and reads the mesh-wide
+// policies outside the watched namespaces when the kind is served.
+func TestCacheScope(t *testing.T) {
+	g := NewWithT(t)
+	scope := controllers.CacheScope{WatchNamespaces: []string{"shop"}, RootNamespace: "istio-system", KumaSystemNamespace: "kuma-system"}
+
+	o := controllers.CacheOptions(scope)
+	_, pa := namespacesOf(o, isPeerAuthentication)
+	_, meshTLS := namespacesOf(o, isMeshTLS)
+	g.Expect(pa).To(BeFalse(), "PeerAuthentication is not served")
+	g.Expect(meshTLS).To(BeFalse(), "MeshTLS is not served")
+	g.Expect(o.DefaultNamespaces).To(HaveKey("shop"))
+
+	scope.PeerAuthenticationServed, scope.KumaMeshTLSServed = true, true
+	o = controllers.CacheOptions(scope)
+	paNamespaces, _ := namespacesOf(o, isPeerAuthentication)
+	meshTLSNamespaces, _ := namespacesOf(o, isMeshTLS)
+	g.Expect(paNamespaces).To(ConsistOf("shop", "istio-system"))
+	g.Expect(meshTLSNamespaces).To(ConsistOf("shop", "kuma-system"))
+
+	o = controllers.CacheOptions(controllers.CacheScope{RootNamespace: "istio-system", PeerAuthenticationServed: true, KumaMeshTLSServed: true})
+	g.Expect(o.DefaultNamespaces).To(BeEmpty(), "a cluster-wide install caches every namespace")
+	_, pa = namespacesOf(o, isPeerAuthentication)
+	g.Expect(pa).To(BeFalse())
+}
