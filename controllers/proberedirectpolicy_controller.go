@@ -233,7 +233,7 @@ func (r *ProbeRedirectPolicyReconciler) observe(ctx context.Context, policy *v1a
 		return in, err
 	}
 	kuma := &kumamesh.View{Namespace: ns, NamespaceLabels: namespace.Labels, NamespaceAnnotations: namespace.Annotations,
-		SystemNamespace: r.KumaSystemNamespace, Modes: kumaModes}
+		SystemNamespace: r.KumaSystemNamespace, Modes: kumaModes, MeshesKnown: r.KumaMeshes.Served()}
 	in.Meshes = []mesh.Mesh{istio, kuma}
 	return in, nil
 }
@@ -252,7 +252,7 @@ func (r *ProbeRedirectPolicyReconciler) kumaModes(ctx context.Context, ns string
 		for i := range list.Items {
 			m, err := kumamesh.MeshFromUnstructured(&list.Items[i])
 			if err != nil {
-				log.Info("Ignored a Kuma Mesh that cannot be read", "mesh", list.Items[i].GetName(), "error", err.Error())
+				log.V(1).Info("Ignored a Kuma Mesh that cannot be read", "mesh", list.Items[i].GetName(), "error", err.Error())
 				continue
 			}
 			meshes = append(meshes, m)
@@ -270,7 +270,7 @@ func (r *ProbeRedirectPolicyReconciler) kumaModes(ctx context.Context, ns string
 			for i := range list.Items {
 				p, err := kumamesh.MeshTLSFromUnstructured(&list.Items[i])
 				if err != nil {
-					log.Info("Ignored a Kuma MeshTLS that cannot be read", "meshTLS", klog.KObj(&list.Items[i]), "error", err.Error())
+					log.V(1).Info("Ignored a Kuma MeshTLS that cannot be read", "meshTLS", klog.KObj(&list.Items[i]), "error", err.Error())
 					continue
 				}
 				policies = append(policies, p)

@@ -499,11 +499,14 @@ type ProbeRedirectPolicyStatus struct {
 	Rollouts []RolloutRecord `json:"rollouts,omitempty"`
 }
 
+// The resource's category is not "mesh": kubectl resolves a category before a kind's singular
+// name, so it would take `kubectl get mesh` from Kuma's Mesh.
+
 // ProbeRedirectPolicy makes the service mesh redirect the kubelet probes of selected workloads
 // through its agent, so that probes keep telling the truth under mutual TLS.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=prp,categories=mesh
+// +kubebuilder:resource:shortName=prp,categories=probe-redirect
 // +kubebuilder:printcolumn:name="Mesh",type=string,JSONPath=`.status.mesh`,description="Service meshes of the selected workloads"
 // +kubebuilder:printcolumn:name="MTLS",type=string,JSONPath=`.status.mtlsMode`,description="Effective namespace-level mTLS mode"
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.summary.selectedWorkloads`,description="Selected workloads"

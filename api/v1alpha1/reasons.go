@@ -146,6 +146,10 @@ const (
 	// but the mesh's default turns it on and the live pods show it (Kuma's application probe proxy
 	// is on by default from 2.9), so nothing is written.
 	StatusReasonRedirectedByMeshDefault StatusReason = "RedirectedByMeshDefault"
+	// StatusReasonInjectedByTwoMeshes (workload): two meshes inject the workload's pods (both
+	// sidecars are on them, or both meshes' injection labels select them); neither mesh's redirect
+	// alone makes the probes pass, so the operator leaves the workload to a person.
+	StatusReasonInjectedByTwoMeshes StatusReason = "InjectedByTwoMeshes"
 	// StatusReasonProxylessTemplate: the pod uses one of Istio's proxyless gRPC injection templates
 	// (inject.istio.io/templates grpc-agent or grpc-simple). They add no Envoy to intercept probes
 	// and set rewriteAppHTTPProbers "false" themselves (istio/istio

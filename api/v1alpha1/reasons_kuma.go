@@ -41,11 +41,16 @@ const (
 
 // Why Kuma's application probe proxy would break or refuse a probe (hazards).
 const (
-	// StatusReasonGatewayPod: the pod has the kuma.io/gateway annotation. Kuma forces
-	// kuma.io/application-probe-proxy-port to "0" and switches virtual probes off for gateways, so its
-	// probes are never redirected, and the injector refuses a gateway pod whose annotation asks for a
-	// port above 0 (probes/pod_probe_overrider.go, SetApplicationProbeProxyPortAnnotation).
+	// StatusReasonGatewayPod (workload: NotNeeded): the pod has the kuma.io/gateway annotation, a
+	// delegated gateway. Its incoming traffic bypasses the sidecar and reaches the gateway directly
+	// (Kong Mesh docs, "Delegated gateways"), so the kubelet's probes are neither reset nor answered
+	// by the sidecar; Kuma also forces kuma.io/application-probe-proxy-port to "0" there, and its
+	// injector refuses a gateway pod whose annotation asks for a port above 0
+	// (probes/pod_probe_overrider.go, SetApplicationProbeProxyPortAnnotation).
 	StatusReasonGatewayPod StatusReason = "GatewayPod"
+	// StatusReasonMeshNotFound (workload): the pods join a Kuma Mesh (kuma.io/mesh, else "default")
+	// that does not exist; Kuma's injector refuses such pods (webhooks/injector/precheck.go).
+	StatusReasonMeshNotFound StatusReason = "MeshNotFound"
 	// StatusReasonProbePortIsProxyPort: the probe targets the application probe proxy's own port.
 	// Kuma's injector refuses the whole pod ("Port for probe cannot be set to ...";
 	// probes/probe_converter.go, ToVirtual).

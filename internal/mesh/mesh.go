@@ -22,6 +22,9 @@ limitations under the License.
 package mesh
 
 import (
+	"fmt"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
@@ -152,13 +155,25 @@ const (
 )
 
 // Choose returns the observation of the mesh that claims the workload most strongly, the first
-// mesh on a tie; ok is false when meshes is empty.
+// mesh on a tie; ok is false when meshes is empty. When another mesh injects the workload too
+// (ClaimInjected or more), the observation is blocked first of all with
+// StatusReasonInjectedByTwoMeshes: a pod with two sidecars passes its probes by neither redirect
+// alone.
 func Choose(meshes []Mesh, template *corev1.PodTemplateSpec, pods []*corev1.Pod, spec v1alpha1.ProbeRedirectPolicySpec) (m Mesh, w Workload, ok bool) {
+	var injecting []string
 	for _, candidate := range meshes {
 		observed := candidate.Observe(template, pods, spec)
+		if observed.Claimed >= ClaimInjected {
+			injecting = append(injecting, string(candidate.Name()))
+		}
 		if !ok || observed.Claimed > w.Claimed {
 			m, w, ok = candidate, observed, true
 		}
+	}
+	if len(injecting) > 1 {
+		w.Blocked = append([]Outcome{{State: v1alpha1.WorkloadUnsupported, ProbeState: v1alpha1.ProbeUnsupported, Reason: v1alpha1.StatusReasonInjectedByTwoMeshes,
+			Message: fmt.Sprintf("%s all inject this workload's pods; with two sidecars neither mesh's redirect alone makes the probes pass: keep one mesh's injection labels", strings.Join(injecting, " and "))}},
+			w.Blocked...)
 	}
 	return m, w, ok
 }

@@ -227,3 +227,38 @@ func TestWorkloadOutsideEveryMeshNamesNone(t *testing.T) {
 	g.Expect(d.Verdicts[0].Status.Reason).To(Equal(v1alpha1.StatusReasonNamespaceInjectionDisabled))
 	g.Expect(d.Verdicts[0].Status.Mesh).To(Equal(v1alpha1.MeshKuma))
 }
+
+// TestKumaWorkloadsLeftAlone covers what keeps a Kuma workload from being annotated before its
+// probes are weighed: a delegated gateway, a Mesh that does not exist, and both meshes injecting.
+func TestKumaWorkloadsLeftAlone(t *testing.T) {
+	httpApp := containers(container("app", readiness(httpGet(8080, "/ready"))))
+	tests := []struct {
+		name      string
+		labels    map[string]string
+		workload  plan.Workload
+		state     v1alpha1.WorkloadState
+		reason    v1alpha1.StatusReason
+		probeWant v1alpha1.ProbeState
+	}{
+		{"a delegated gateway: its traffic bypasses the sidecar", kumaNamespace,
+			deployment("gw", httpApp, templateAnnotation(kumamesh.GatewayAnnotation, "enabled")),
+			v1alpha1.WorkloadNotNeeded, v1alpha1.StatusReasonGatewayPod, v1alpha1.ProbeNotNeeded},
+		{"a Mesh that does not exist", map[string]string{kumamesh.SidecarInjectionLabel: "enabled", kumamesh.MeshLabel: "ghost", "kubernetes.io/metadata.name": ns},
+			deployment("web", httpApp), v1alpha1.WorkloadUnsupported, v1alpha1.StatusReasonMeshNotFound, v1alpha1.ProbeUnsupported},
+		{"Istio and Kuma both inject", map[string]string{kumamesh.SidecarInjectionLabel: "enabled", "istio-injection": "enabled", "kubernetes.io/metadata.name": ns},
+			deployment("web", httpApp), v1alpha1.WorkloadUnsupported, v1alpha1.StatusReasonInjectedByTwoMeshes, v1alpha1.ProbeUnsupported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			in := kumaInput(policy(), tt.labels, []kumamesh.Mesh{strictMesh()}, nil, tt.workload)
+			in.Meshes[1].(*kumamesh.View).MeshesKnown = true
+			d := plan.Decide(in)
+			s := d.Verdicts[0].Status
+			g.Expect(s.State).To(Equal(tt.state), s.Message)
+			g.Expect(s.Reason).To(Equal(tt.reason), s.Message)
+			g.Expect(s.Probes[0].State).To(Equal(tt.probeWant))
+			g.Expect(d.Annotate).To(BeEmpty())
+		})
+	}
+}

@@ -102,9 +102,10 @@ func decideWorkload(in Input, w Workload, v Verdict, f workloadFacts) Verdict {
 		}
 		return annotated(in, w, v, f, by)
 	case mw.RedirectedByDefault && f.anyNeeded:
-		v = annotated(in, w, v, f, fmt.Sprintf("nobody: %s redirects the probes by default", f.mesh.Name()))
+		v = annotated(in, w, v, f, "nobody")
 		if v.Status.State == v1alpha1.WorkloadRedirected {
 			v.Status.Reason = v1alpha1.StatusReasonRedirectedByMeshDefault
+			v.Status.Message = fmt.Sprintf("%s redirects the probes by default; verified on live pods, nothing written", f.mesh.Name())
 		}
 		return v
 	case f.anyNeeded && mw.Refused != nil:

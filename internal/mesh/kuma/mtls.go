@@ -407,6 +407,12 @@ func compareDataplaneKind(a, b TargetRef) int {
 	return 0
 }
 
+// HasMesh reports whether the Resolver knows the Mesh meshName.
+func (r *Resolver) HasMesh(meshName string) bool {
+	_, ok := r.meshes[meshName]
+	return ok
+}
+
 // MeshMode returns the Mesh's own mode; DISABLE for a Mesh the Resolver does not know.
 func (r *Resolver) MeshMode(meshName string) v1alpha1.MTLSMode {
 	m, ok := r.meshes[meshName]

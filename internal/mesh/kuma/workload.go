@@ -40,6 +40,9 @@ type View struct {
 	// Modes resolves the mTLS mode from the cluster's Meshes and MeshTLS policies; nil when Kuma's
 	// CRDs are not served (every workload then reads DISABLE).
 	Modes *Resolver
+	// MeshesKnown is true when the cluster serves Kuma's Mesh kind, so that a Mesh missing from
+	// Modes does not exist.
+	MeshesKnown bool
 }
 
 var _ mesh.Mesh = &View{}
@@ -150,14 +153,22 @@ func (m *View) Observe(template *corev1.PodTemplateSpec, pods []*corev1.Pod, spe
 		port = policyPort(spec)
 	}
 	w.Redirect.Port = port
+	meshName := MeshOf(m.NamespaceLabels, m.NamespaceAnnotations, template.Labels, template.Annotations)
+	if _, gateway := template.Annotations[GatewayAnnotation]; gateway && w.Injected {
+		w.Blocked = append(w.Blocked, mesh.Outcome{State: v1alpha1.WorkloadNotNeeded, ProbeState: v1alpha1.ProbeNotNeeded, Reason: v1alpha1.StatusReasonGatewayPod,
+			Message: fmt.Sprintf("%s marks a delegated gateway: its incoming traffic bypasses kuma-sidecar, so the kubelet's probes reach the gateway directly (and Kuma turns the probe proxy off there)", GatewayAnnotation)})
+	}
+	if m.MeshesKnown && w.Injected && !m.resolver().HasMesh(meshName) {
+		w.Blocked = append(w.Blocked, mesh.Outcome{State: v1alpha1.WorkloadUnsupported, ProbeState: v1alpha1.ProbeUnsupported, Reason: v1alpha1.StatusReasonMeshNotFound,
+			Message: fmt.Sprintf("the pods join Kuma Mesh %q, which does not exist: Kuma's injector refuses them; create the Mesh or set %s", meshName, MeshLabel)})
+	}
 	if w.Redirect.State == mesh.RedirectInvalid {
 		w.Blocked = append(w.Blocked, mesh.Outcome{State: v1alpha1.WorkloadUnsupported, ProbeState: v1alpha1.ProbeUnsupported,
 			Reason: v1alpha1.StatusReasonInvalidProbeProxyPort, IfNeeded: true,
-			Message: fmt.Sprintf("%s is %q, which is not a port number: Kuma's injector refuses such pods; the operator does not overwrite it", ProbeProxyPortAnnotation, w.Redirect.Raw)})
+			Message: fmt.Sprintf("%s is %q, which is not a port number (1-65535); the operator does not overwrite it", ProbeProxyPortAnnotation, w.Redirect.Raw)})
 	}
 	w.Probes, w.RewrittenInTemplate = Originals(&template.Spec, template.Annotations, port)
 
-	meshName := MeshOf(m.NamespaceLabels, m.NamespaceAnnotations, template.Labels, template.Annotations)
 	w.Modes = m.resolver().ForWorkload(meshName, m.Namespace, template.Labels)
 
 	for _, pod := range pods {
