@@ -12,9 +12,13 @@ import (
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -163,9 +167,21 @@ func installerIdentity(ctx context.Context, c *localcluster.Cluster, admin clien
 		auditLog: auditLog, cluster: c, cs: cs}, nil
 }
 
-// kubeconfig writes a kubeconfig with a fresh one-hour token of the ServiceAccount.
+// kubeconfig writes <cluster dir>/operator.kubeconfig with a fresh token of the ServiceAccount,
+// valid for 12 hours (a full-size run lasts longer than installcheck's one-hour tokens).
 func (id *identity) kubeconfig(ctx context.Context) (string, error) {
-	return installcheck.TokenKubeconfig(ctx, id.cluster, id.cs, id.namespace, id.serviceAccount, "operator")
+	token, err := id.cs.CoreV1().ServiceAccounts(id.namespace).CreateToken(ctx, id.serviceAccount,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(12 * 3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting a token for %s: %w", id.user, err)
+	}
+	config := clientcmdapi.NewConfig()
+	config.Clusters["local"] = &clientcmdapi.Cluster{Server: id.cluster.APIServerURL, CertificateAuthorityData: id.cluster.CABundle}
+	config.AuthInfos["operator"] = &clientcmdapi.AuthInfo{Token: token.Status.Token}
+	config.Contexts["operator"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "operator"}
+	config.CurrentContext = "operator"
+	path := filepath.Join(id.cluster.Dir, "operator.kubeconfig")
+	return path, clientcmd.WriteToFile(*config, path)
 }
 
 func installCRD(ctx context.Context, cl client.Client, path string) error {

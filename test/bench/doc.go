@@ -10,9 +10,15 @@
 //     (a bare client-go function that patches the same templates keeping 50 rollouts in flight
 //     and waits for each by kubectl's rollout-status rules; also all at once) and manual
 //     (kubectl patch + kubectl rollout status, one at a time, on a sample, extrapolated);
+//  2. an Unhealthy event storm over the pods of several policies, written as the kubelet's event
+//     recorder writes them: how soon each status reflects the last event, status writes per
+//     policy per 2 s;
+//  3. memory: many namespaces, policies, workloads and Events; the operator's RSS against
+//     controller-runtime's default cache of the same kinds (cache all, no transforms) run as a
+//     process of its own (this binary again, BENCH_CACHE_BASELINE_KUBECONFIG);
 //  4. idle: the operator's writes counted at the API server (kube-apiserver's audit log, a
 //     policy that records the requests of ServiceAccounts) while nothing changes;
-//  5. cold start: the operator restarted over the converged cluster;
+//  5. cold start: the operator restarted over the converged cluster of every scenario;
 //  6. API cost during 1: template writes per workload, status writes per policy per 2 s,
 //     Events, uncached reads (the audit log, cross-checked with the operator's own client-go
 //     metrics, rest_client_requests_total, scraped from its metrics endpoint).

@@ -45,6 +45,11 @@ type params struct {
 	StormEvents      int           `json:"stormEvents"`
 	StormDuration    time.Duration `json:"-"`
 	StormSeconds     float64       `json:"stormSeconds"`
+	// Scenario 3, memory: MemNamespaces namespaces, each with a policy over MemWorkloads
+	// Deployments (already redirected), and MemEvents Events about their pods, a tenth Unhealthy.
+	MemNamespaces int `json:"memNamespaces"`
+	MemWorkloads  int `json:"memWorkloadsPerNamespace"`
+	MemEvents     int `json:"memEvents"`
 
 	IdleSeconds       float64 `json:"idleSeconds"`
 	ReadyDelaySeconds float64 `json:"readyDelaySeconds"`
@@ -63,10 +68,13 @@ func loadParams() (params, error) {
 		p.Scale, p.Workloads, p.Manual, p.Idle, p.Timeout = "full", 500, 20, 10*time.Minute, 30*time.Minute
 		// 20,000 events in 60 s over 2,000 pods of 20 policies.
 		p.StormPolicies, p.StormDeployments, p.StormEvents, p.StormDuration = 20, 50, 20000, time.Minute
+		// 10,000 workloads, 20,000 pods and 50,000 Events (5,000 Unhealthy) in 500 namespaces.
+		p.MemNamespaces, p.MemWorkloads, p.MemEvents = 500, 20, 50000
 	case "small":
 		// A few minutes on 2 CPUs: enough workloads for two waves at maxConcurrent 50.
-		p.Workloads, p.Manual, p.Idle, p.Timeout = 60, 3, 30*time.Second, 4*time.Minute
+		p.Workloads, p.Manual, p.Idle, p.Timeout = 60, 2, 20*time.Second, 4*time.Minute
 		p.StormPolicies, p.StormDeployments, p.StormEvents, p.StormDuration = 2, 10, 1000, 20*time.Second
+		p.MemNamespaces, p.MemWorkloads, p.MemEvents = 10, 20, 1000
 	default:
 		return p, fmt.Errorf("BENCH_SCALE=%q: want small or full", p.Scale)
 	}
@@ -75,7 +83,8 @@ func loadParams() (params, error) {
 		to  *int
 	}{{"BENCH_WORKLOADS", &p.Workloads}, {"BENCH_REPLICAS", &p.Replicas}, {"BENCH_MAX_CONCURRENT", &p.MaxConcurrent}, {"BENCH_MANUAL", &p.Manual},
 		{"BENCH_KCM_QPS", &p.ControllerManagerQPS}, {"BENCH_STORM_POLICIES", &p.StormPolicies},
-		{"BENCH_STORM_DEPLOYMENTS", &p.StormDeployments}, {"BENCH_STORM_EVENTS", &p.StormEvents}} {
+		{"BENCH_STORM_DEPLOYMENTS", &p.StormDeployments}, {"BENCH_STORM_EVENTS", &p.StormEvents},
+		{"BENCH_MEM_NAMESPACES", &p.MemNamespaces}, {"BENCH_MEM_WORKLOADS", &p.MemWorkloads}, {"BENCH_MEM_EVENTS", &p.MemEvents}} {
 		if v := os.Getenv(o.env); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || (n == 0 && o.env != "BENCH_KCM_QPS") {
@@ -144,6 +153,9 @@ func (p params) sets() []set {
 	out := []set{{ns: nsOperator, n: p.Workloads}, {ns: nsFloor, n: p.Workloads}, {ns: nsFloorAll, n: p.Workloads}, {ns: nsManual, n: p.Manual}}
 	for i := range p.StormPolicies {
 		out = append(out, set{ns: stormNamespace(i), n: p.StormDeployments, redirected: true})
+	}
+	for i := range p.MemNamespaces {
+		out = append(out, set{ns: memNamespace(i), n: p.MemWorkloads, redirected: true})
 	}
 	return out
 }

@@ -55,7 +55,7 @@ func (b *bench) scenarioStorm(ctx context.Context) {
 	}
 	for i := range p.StormPolicies {
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, p.Timeout, true, func(ctx context.Context) (bool, error) {
-			ok, _ := b.policyReady(ctx, stormNamespace(i), p.StormDeployments)
+			ok := b.policyReady(ctx, stormNamespace(i), p.StormDeployments)
 			return ok, nil
 		})
 		if err != nil {

@@ -249,3 +249,14 @@ func allAvailable(n int) func([]*appsv1.Deployment) bool {
 		return true
 	}
 }
+
+// generations returns the generation of every bench Deployment by namespace/name.
+func (t *tracker) generations() map[string]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]int64, len(t.deps))
+	for key, d := range t.deps {
+		out[key] = d.Generation
+	}
+	return out
+}
