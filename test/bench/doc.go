@@ -21,7 +21,9 @@
 //  5. cold start: the operator restarted over the converged cluster of every scenario;
 //  6. API cost during 1: template writes per workload, status writes per policy per 2 s,
 //     Events, uncached reads (the audit log, cross-checked with the operator's own client-go
-//     metrics, rest_client_requests_total, scraped from its metrics endpoint).
+//     metrics, rest_client_requests_total, scraped from its metrics endpoint);
+//  7. growth: scenario 1's convergence at each size of BENCH_GROWTH (100, 250, 500 and 1,000
+//     at full size; off at small), with the slopes of time and peak RSS per workload.
 //
 // The operator's peak RSS (VmHWM in /proc/<pid>/status, reset through clear_refs at the start of
 // each scenario) is reported for every scenario. The table goes to stdout and the figures to

@@ -5,7 +5,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -50,6 +52,8 @@ type params struct {
 	MemNamespaces int `json:"memNamespaces"`
 	MemWorkloads  int `json:"memWorkloadsPerNamespace"`
 	MemEvents     int `json:"memEvents"`
+	// Growth are scenario 7's sizes: the operator converges each in a namespace of its own.
+	Growth []int `json:"growth,omitempty"`
 
 	IdleSeconds       float64 `json:"idleSeconds"`
 	ReadyDelaySeconds float64 `json:"readyDelaySeconds"`
@@ -58,7 +62,8 @@ type params struct {
 
 // loadParams reads BENCH_SCALE (small or full, default full) and the single overrides
 // BENCH_WORKLOADS, BENCH_REPLICAS, BENCH_MAX_CONCURRENT, BENCH_MANUAL, BENCH_IDLE,
-// BENCH_READY_DELAY, BENCH_MESH, BENCH_KCM_QPS and BENCH_TIMEOUT.
+// BENCH_READY_DELAY, BENCH_MESH, BENCH_KCM_QPS, BENCH_TIMEOUT, BENCH_GROWTH and the BENCH_STORM_*
+// and BENCH_MEM_* sizes.
 func loadParams() (params, error) {
 	p := params{Scale: os.Getenv("BENCH_SCALE"), Replicas: 2, MaxConcurrent: 50, Mesh: "double",
 		ReadyDelay: 5 * time.Second, ReadyJitter: 500 * time.Millisecond, ControllerManagerQPS: 100}
@@ -70,6 +75,7 @@ func loadParams() (params, error) {
 		p.StormPolicies, p.StormDeployments, p.StormEvents, p.StormDuration = 20, 50, 20000, time.Minute
 		// 10,000 workloads, 20,000 pods and 50,000 Events (5,000 Unhealthy) in 500 namespaces.
 		p.MemNamespaces, p.MemWorkloads, p.MemEvents = 500, 20, 50000
+		p.Growth = []int{100, 250, 500, 1000}
 	case "small":
 		// A few minutes on 2 CPUs: enough workloads for two waves at maxConcurrent 50.
 		p.Workloads, p.Manual, p.Idle, p.Timeout = 60, 2, 20*time.Second, 4*time.Minute
@@ -117,6 +123,17 @@ func loadParams() (params, error) {
 		return p, fmt.Errorf("BENCH_MAX_CONCURRENT=%d: the policy allows at most 50", p.MaxConcurrent)
 	}
 	p.Manual = min(p.Manual, p.Workloads)
+	if v, ok := os.LookupEnv("BENCH_GROWTH"); ok {
+		p.Growth = nil
+		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				return p, fmt.Errorf("BENCH_GROWTH=%q: want sizes such as 100,250,500,1000", v)
+			}
+			p.Growth = append(p.Growth, n)
+		}
+		sort.Ints(p.Growth)
+	}
 	if p.StormDuration <= 0 {
 		return p, fmt.Errorf("BENCH_STORM_DURATION must be positive")
 	}
@@ -145,6 +162,9 @@ type set struct {
 	redirected bool
 }
 
+// growthNamespace is scenario 7's namespace for n workloads.
+func growthNamespace(n int) string { return fmt.Sprintf("bench-growth-%04d", n) }
+
 // stormNamespace is scenario 2's namespace i.
 func stormNamespace(i int) string { return fmt.Sprintf("bench-storm-%02d", i) }
 
@@ -156,6 +176,9 @@ func (p params) sets() []set {
 	}
 	for i := range p.MemNamespaces {
 		out = append(out, set{ns: memNamespace(i), n: p.MemWorkloads, redirected: true})
+	}
+	for _, n := range p.Growth {
+		out = append(out, set{ns: growthNamespace(n), n: n})
 	}
 	return out
 }
