@@ -78,6 +78,15 @@ CHAOS_RUN ?= .
 test-chaos: control-plane-bins istio-injector build build-installer ## Reliability tests on local control planes: SIGKILLs mid-rollout, an API server outage, two replicas with leader election, concurrent edits, a mesh installed after the operator (CHAOS_RUN selects tests; CHAOS_* sizes).
 	KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" go test -tags chaos $(GOTEST_FLAGS) -v -timeout 40m -run '$(CHAOS_RUN)' ./test/chaos/
 
+BENCH_SCALE ?= full
+BENCH_MESH ?= double
+# Istio's injector is built only when the benchmark runs it (BENCH_MESH=istio).
+BENCH_MESH_BINS = $(if $(filter istio,$(BENCH_MESH)),istio-injector,)
+.PHONY: bench
+bench: control-plane-bins $(BENCH_MESH_BINS) build build-installer ## Benchmark the operator at cluster scale on a local control plane (issue 13): converge vs. its client-go floor and kubectl, idle writes, cold start, API cost, peak RSS. BENCH_SCALE=small|full (default full); prints a table and writes bench/results.json.
+	BENCH_SCALE="$(BENCH_SCALE)" BENCH_MESH="$(BENCH_MESH)" KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" \
+		go run -tags bench ./test/bench
+
 .PHONY: test-argocd
 test-argocd: envtest-bins ## Check the Argo CD health check, the argocd-cm snippet and Argo CD's diff of our annotation, with Argo CD's own code: v3.3 (test/argocd/go.mod), then v2.14 (argocd-v2.14.mod).
 	cd test/argocd && KUBEBUILDER_ASSETS="$(LOCALBIN)" go test ./... $(GOTEST_FLAGS)

@@ -64,6 +64,12 @@ type Options struct {
 	StopGrace time.Duration
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// APIServerArgs are extra kube-apiserver flags, appended after the defaults (the
+	// benchmark's audit log, for instance).
+	APIServerArgs []string
+	// ControllerManagerArgs are extra kube-controller-manager flags, appended after the defaults
+	// (a later flag wins, so they can raise its client QPS, for instance).
+	ControllerManagerArgs []string
 }
 
 // InjectorOptions configure the sidecar injector.
@@ -612,7 +618,7 @@ func (c *Cluster) apiserver() component {
 	return component{
 		name: APIServer, bin: "kube-apiserver", ports: refs[2:3],
 		args: func() []string {
-			return []string{
+			return append([]string{
 				fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.Ports.EtcdClient),
 				fmt.Sprintf("--secure-port=%d", c.Ports.APIServer),
 				"--bind-address=127.0.0.1",
@@ -631,7 +637,7 @@ func (c *Cluster) apiserver() component {
 				"--authorization-mode=Node,RBAC",
 				"--allow-privileged=true",
 				"--profiling=false",
-			}
+			}, c.opts.APIServerArgs...)
 		},
 		ready: func(ctx context.Context) error {
 			return httpCheck(c.caClient(), fmt.Sprintf("https://127.0.0.1:%d/readyz", c.Ports.APIServer), c.pki.adminToken, "")(ctx)
@@ -644,7 +650,7 @@ func (c *Cluster) controllerManager() component {
 	return component{
 		name: ControllerManager, bin: "kube-controller-manager", ports: refs[3:4],
 		args: func() []string {
-			return []string{
+			return append([]string{
 				"--kubeconfig=" + c.Kubeconfig,
 				"--controllers=*",
 				"--leader-elect=false",
@@ -657,7 +663,7 @@ func (c *Cluster) controllerManager() component {
 				fmt.Sprintf("--secure-port=%d", c.Ports.ControllerManager),
 				"--bind-address=127.0.0.1",
 				"--cert-dir=" + c.certDir(ControllerManager),
-			}
+			}, c.opts.ControllerManagerArgs...)
 		},
 		ready: func(ctx context.Context) error {
 			return httpCheck(insecureClient, fmt.Sprintf("https://127.0.0.1:%d/healthz", c.Ports.ControllerManager), "", "")(ctx)
