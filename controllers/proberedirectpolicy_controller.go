@@ -76,8 +76,9 @@ type ProbeRedirectPolicyReconciler struct {
 	IstioStatusPort int32
 	// RootNamespace is Istio's root namespace, home of the mesh-wide PeerAuthentication.
 	RootNamespace string
-	// EventCoalesce delays reconciles caused by pod and Event churn, so an Unhealthy event storm
-	// causes at most one status write per policy per this interval.
+	// EventCoalesce delays reconciles caused by pod, Event and workload-status churn, so an
+	// Unhealthy event storm or many rollouts at once cause at most one status write per policy per
+	// this interval.
 	EventCoalesce time.Duration
 	// WatchNamespaces are the namespaces a namespace-scoped install manages (its cache holds
 	// nothing else); empty means every namespace.
@@ -461,7 +462,7 @@ func (r *ProbeRedirectPolicyReconciler) SetupWithManager(mgr ctrl.Manager, optio
 		Watches(&corev1.Pod{}, r.enqueueNamespace(r.EventCoalesce)).
 		Watches(&corev1.Event{}, r.enqueueNamespace(r.EventCoalesce), unhealthyEvents())
 	for _, kind := range plan.WorkloadKinds {
-		b = b.Watches(kind.NewObject(), r.enqueueNamespace(0))
+		b = b.Watches(kind.NewObject(), r.enqueueWorkload(r.EventCoalesce))
 	}
 	// A mesh's policy kinds are watched from the moment they are served, which may be after the
 	// start: each follower adds its watch then, and wakes every policy when its kind comes or goes.

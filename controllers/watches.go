@@ -127,6 +127,33 @@ func ParseWatchNamespaces(list string) []string {
 	return out
 }
 
+// enqueueWorkload maps a workload to every policy in its namespace: at once when it appears, goes
+// or changes its spec (a new generation), and after delay when only its status moved. A rollout
+// changes a Deployment's status many times a second, and each change would otherwise cost a
+// reconcile and a status write; coalesced, a policy writes at most once per delay while its
+// rollouts run, as pod churn already does.
+func (r *ProbeRedirectPolicyReconciler) enqueueWorkload(delay time.Duration) handler.EventHandler {
+	now, later := r.enqueueNamespace(0), r.enqueueNamespace(delay)
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			now.Create(ctx, e, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if e.ObjectOld.GetGeneration() == e.ObjectNew.GetGeneration() {
+				later.Update(ctx, e, q)
+				return
+			}
+			now.Update(ctx, e, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			now.Delete(ctx, e, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			now.Generic(ctx, e, q)
+		},
+	}
+}
+
 // enqueueNamespace maps an object to every policy in its namespace, after delay when delay > 0 so
 // that bursts of changes collapse into one reconcile.
 func (r *ProbeRedirectPolicyReconciler) enqueueNamespace(delay time.Duration) handler.EventHandler {
