@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -65,8 +66,9 @@ const (
 // ProbeRedirectPolicyReconciler reconciles ProbeRedirectPolicy objects.
 type ProbeRedirectPolicyReconciler struct {
 	client.Client
-	// APIReader reads the policy itself straight from the API server: its status holds the
-	// rollout records, and the cache can lag behind the reconciler's own last status write.
+	// APIReader reads the policy itself straight from the API server when the cache may lag
+	// behind the reconciler's own last status write (readPolicy): its status holds the rollout
+	// records.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
@@ -94,6 +96,10 @@ type ProbeRedirectPolicyReconciler struct {
 	// Scope is what the cache was made to hold (CacheOptions): with WatchNamespaces, the mesh-wide
 	// policies outside them are read only when their kind was served at start.
 	Scope CacheScope
+
+	// seen holds, per policy (types.NamespacedName), the resourceVersion this reconciler last read
+	// from the API server or wrote itself (readPolicy).
+	seen sync.Map
 }
 
 // +kubebuilder:rbac:groups=mesh.proberedirect.io,resources=proberedirectpolicies,verbs=get;list;watch;update;patch
@@ -109,13 +115,17 @@ type ProbeRedirectPolicyReconciler struct {
 // Reconcile observes one policy's namespace, decides, applies, and writes the status once, at
 // the end, whatever happened before.
 func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	policy := &v1alpha1.ProbeRedirectPolicy{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, policy); err != nil {
+	policy, err := r.readPolicy(ctx, req.NamespacedName)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
+			r.seen.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// Whatever happens below, the policy's resourceVersion is then one this reconciler read from
+	// the API server or wrote itself.
+	defer func() { r.seen.Store(req.NamespacedName, policy.ResourceVersion) }()
 	deleting := !policy.DeletionTimestamp.IsZero()
 	if done, err := r.reconcileFinalizer(ctx, policy, deleting); done || err != nil {
 		return ctrl.Result{}, err
@@ -135,6 +145,24 @@ func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, r.patchFinalizer(ctx, policy, false)
 	}
 	return ctrl.Result{RequeueAfter: outcome.RequeueAfter}, nil
+}
+
+// readPolicy returns the policy as the API server has it now. Its status holds the rollout
+// records, and the cache may not have caught up with this reconciler's own last status write yet,
+// so the cached copy is used only when it is the version this reconciler last read from the API
+// server or wrote itself (seen); otherwise the policy is read from the API server.
+func (r *ProbeRedirectPolicyReconciler) readPolicy(ctx context.Context, key types.NamespacedName) (*v1alpha1.ProbeRedirectPolicy, error) {
+	if last, ok := r.seen.Load(key); ok {
+		cached := &v1alpha1.ProbeRedirectPolicy{}
+		if err := r.Get(ctx, key, cached); err == nil && cached.ResourceVersion == last.(string) {
+			return cached, nil
+		}
+	}
+	policy := &v1alpha1.ProbeRedirectPolicy{}
+	if err := r.APIReader.Get(ctx, key, policy); err != nil {
+		return nil, err
+	}
+	return policy, nil
 }
 
 // decideAndApply observes, decides, carries out the decision and returns the outcome to write;
