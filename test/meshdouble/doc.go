@@ -37,7 +37,7 @@
 //
 // The rewrite is implemented independently of the operator's own probe logic
 // (internal/mesh/istio); it reuses only constants and StatusPort from
-// internal/mesh, so agreement between the two is evidence, not tautology.
+// there, so agreement between the two is evidence, not tautology.
 //
 // # What it does not cover
 //
