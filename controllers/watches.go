@@ -59,7 +59,7 @@ type CacheScope struct {
 }
 
 // CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all Events),
-// and Pods and Events without managedFields. Workloads keep their managedFields, which tell whether
+// Events without managedFields, and Pods cut to what the decision reads (SlimPod). Workloads keep their managedFields, which tell whether
 // the operator or a person wrote the rewrite annotation. With WatchNamespaces, every namespaced
 // kind is limited to them, except what s says is read outside them. Namespaces and Kuma's Meshes,
 // being cluster-scoped, are always cached whole.
@@ -70,7 +70,7 @@ func CacheOptions(s CacheScope) cache.Options {
 				Field:     fields.OneTermEqualSelector("reason", unhealthy.Reason),
 				Transform: cache.TransformStripManagedFields(),
 			},
-			&corev1.Pod{}: {Transform: cache.TransformStripManagedFields()},
+			&corev1.Pod{}: {Transform: SlimPod},
 		},
 	}
 	if len(s.WatchNamespaces) == 0 {

@@ -1,0 +1,74 @@
+/*
+Copyright 2026 The probe-redirect-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
+	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
+)
+
+// SlimPod is the cache transform for Pods: it keeps only what the decision reads of a live pod
+// and drops the rest (managedFields, the status, volumes, resources, commands, security
+// contexts, scheduling), so that the cache of a cluster's pods costs a fraction of their size.
+// It keeps the identity and metadata (name, namespace, UID, resourceVersion, labels, annotations,
+// owner references, creation and deletion timestamps), spec.hostNetwork, and of every container
+// and init container its name, image (the Istio version), ports (named probe ports), probes and
+// restartPolicy (native sidecars); of the meshes' own sidecars (istio-proxy, kuma-sidecar) also
+// the environment (ISTIO_KUBE_APP_PROBERS). Any other object passes unchanged. TestSlimPodKeepsEveryDecision
+// checks that every mesh package answers the same on slim pods as on whole ones.
+func SlimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Pod{
+		TypeMeta: pod.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
+			Generation: pod.Generation, Labels: pod.Labels, Annotations: pod.Annotations,
+			OwnerReferences: pod.OwnerReferences, CreationTimestamp: pod.CreationTimestamp,
+			DeletionTimestamp: pod.DeletionTimestamp,
+		},
+		Spec: corev1.PodSpec{
+			HostNetwork:    pod.Spec.HostNetwork,
+			Containers:     slimContainers(pod.Spec.Containers),
+			InitContainers: slimContainers(pod.Spec.InitContainers),
+		},
+	}
+	return slim, nil
+}
+
+// slimContainers keeps of each container what SlimPod says.
+func slimContainers(cs []corev1.Container) []corev1.Container {
+	if cs == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.Container{
+			Name: c.Name, Image: c.Image, Ports: c.Ports, RestartPolicy: c.RestartPolicy,
+			ReadinessProbe: c.ReadinessProbe, LivenessProbe: c.LivenessProbe, StartupProbe: c.StartupProbe,
+		}
+		if c.Name == istiomesh.ProxyContainerName || c.Name == kumamesh.ProxyContainerName {
+			out[i].Env = c.Env
+		}
+	}
+	return out
+}
