@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"strconv"
@@ -702,36 +701,9 @@ func (w *KumaWebhook) options() KumaOptions {
 	return w.Options
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler, as Webhook.ServeHTTP does on KumaWebhookPath.
 func (w *KumaWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != KumaWebhookPath {
-		http.NotFound(rw, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		rw.Header().Set("Allow", http.MethodPost)
-		http.Error(rw, "only POST is allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxReviewBytes+1))
-	if err != nil || len(body) > maxReviewBytes {
-		http.Error(rw, "reading body failed or body too large", http.StatusBadRequest)
-		return
-	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
-		http.Error(rw, "expected an admission.k8s.io/v1 AdmissionReview with a request", http.StatusBadRequest)
-		return
-	}
-	resp := w.admit(r.Context(), review.Request)
-	resp.UID = review.Request.UID
-	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp})
-	if err != nil {
-		http.Error(rw, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	rw.Header().Set("Content-Type", "application/json")
-	_, _ = rw.Write(out)
+	serveAdmission(rw, r, KumaWebhookPath, w.admit)
 }
 
 func kumaDeny(code int32, format string, args ...any) *admissionv1.AdmissionResponse {

@@ -57,7 +57,15 @@ type Webhook struct {
 // WebhookPath, 405 for any method other than POST, and 400 for a body that is
 // not an admission.k8s.io/v1 AdmissionReview with a request.
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != WebhookPath {
+	serveAdmission(rw, r, WebhookPath, w.admit)
+}
+
+// serveAdmission answers one admission webhook call on path with admit's response: 404 for any
+// other path, 405 for any method other than POST, 413 for a body over maxReviewBytes, and 400
+// for a body that is not an admission.k8s.io/v1 AdmissionReview with a request.
+func serveAdmission(rw http.ResponseWriter, r *http.Request, path string,
+	admit func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) {
+	if r.URL.Path != path {
 		http.NotFound(rw, r)
 		return
 	}
@@ -91,7 +99,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	resp := w.admit(r.Context(), review.Request)
+	resp := admit(r.Context(), review.Request)
 	resp.UID = review.Request.UID
 	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp})
 	if err != nil {
