@@ -13,9 +13,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -128,7 +126,7 @@ func startCluster(ctx context.Context, root, work string, p params, logf func(st
 	cfg.QPS, cfg.Burst = -1, 0
 	cl, err := client.NewWithWatch(&cfg, client.Options{Scheme: scheme})
 	if err == nil {
-		err = installCRD(ctx, cl, filepath.Join(root, "config", "crd", "bases", "mesh.proberedirect.io_proberedirectpolicies.yaml"))
+		err = installCRD(ctx, c, filepath.Join(root, "config", "crd", "bases", "mesh.proberedirect.io_proberedirectpolicies.yaml"))
 	}
 	var id *identity
 	if err == nil {
@@ -184,29 +182,11 @@ func (id *identity) kubeconfig(ctx context.Context) (string, error) {
 	return path, clientcmd.WriteToFile(*config, path)
 }
 
-func installCRD(ctx context.Context, cl client.Client, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := yaml.Unmarshal(data, crd); err != nil {
-		return err
-	}
-	if err := cl.Create(ctx, crd); err != nil {
-		return fmt.Errorf("installing the CRD: %w", err)
-	}
-	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
-			return false, nil
-		}
-		for _, c := range crd.Status.Conditions {
-			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+// installCRD installs the operator's CRD and waits, at most a minute, until it is Established.
+func installCRD(ctx context.Context, c *localcluster.Cluster, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return localcluster.InstallCRDs(ctx, c.RESTConfig, path)
 }
 
 // operator is one operator process with its metrics endpoint.

@@ -14,10 +14,8 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/proberedirect/probe-redirect-operator/test/installcheck"
 	"github.com/proberedirect/probe-redirect-operator/test/localcluster"
@@ -92,7 +90,7 @@ func startClusterWith(ctx context.Context, name string, injector *localcluster.I
 	}
 	cl, err := client.NewWithWatch(c.RESTConfig, client.Options{Scheme: testenv.Scheme})
 	if err == nil {
-		err = installCRD(ctx, cl, filepath.Join(root, "config", "crd", "bases", "mesh.proberedirect.io_proberedirectpolicies.yaml"))
+		err = installCRD(ctx, c, filepath.Join(root, "config", "crd", "bases", "mesh.proberedirect.io_proberedirectpolicies.yaml"))
 	}
 	if err == nil {
 		err = installerIdentity(ctx, c, cl)
@@ -125,29 +123,10 @@ func installerIdentity(ctx context.Context, c *localcluster.Cluster, admin clien
 	return nil
 }
 
-func installCRD(ctx context.Context, cl client.Client, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := yaml.Unmarshal(data, crd); err != nil {
-		return err
-	}
-	if err := cl.Create(ctx, crd); err != nil {
-		return fmt.Errorf("installing the CRD: %w", err)
-	}
-	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
-			return false, nil
-		}
-		for _, c := range crd.Status.Conditions {
-			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+func installCRD(ctx context.Context, c *localcluster.Cluster, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return localcluster.InstallCRDs(ctx, c.RESTConfig, path)
 }
 
 // operatorArgs are the flags every test's operator runs with, against c, as the installer's

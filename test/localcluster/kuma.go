@@ -164,7 +164,7 @@ func (c *Cluster) SetKumaOptions(o meshdouble.KumaOptions) error {
 // waits until they are Established (Start does it with InjectorOptions.Kuma).
 func (c *Cluster) InstallKumaCRDs(ctx context.Context) error {
 	for _, f := range c.opts.Injector.kumaCRDFiles(c.opts.RepoRoot) {
-		if err := installCRDs(ctx, c.RESTConfig, f); err != nil {
+		if err := InstallCRDs(ctx, c.RESTConfig, f); err != nil {
 			return err
 		}
 	}

@@ -128,7 +128,7 @@ func (c *Cluster) startInjector(ctx context.Context, cs kubernetes.Interface, cr
 			return nil
 		}
 	}
-	if err := installCRDs(ctx, c.RESTConfig, crdFile); err != nil {
+	if err := InstallCRDs(ctx, c.RESTConfig, crdFile); err != nil {
 		return err
 	}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
@@ -248,16 +248,17 @@ func ApplyWebhookConfiguration(ctx context.Context, cs kubernetes.Interface, wan
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// installCRDs creates every CustomResourceDefinition in file and waits until
-// they are Established.
-func installCRDs(ctx context.Context, cfg *rest.Config, file string) error {
+// InstallCRDs creates every CustomResourceDefinition in file (one that
+// already exists is kept) and waits until they are Established, or until ctx
+// ends.
+func InstallCRDs(ctx context.Context, cfg *rest.Config, file string) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		return fmt.Errorf("localcluster: Istio CRDs: %w", err)
+		return fmt.Errorf("localcluster: CRDs: %w", err)
 	}
 	defer func() { _ = f.Close() }()
 	dec := utilyaml.NewYAMLOrJSONDecoder(f, 64*1024)
@@ -282,7 +283,7 @@ func installCRDs(ctx context.Context, cfg *rest.Config, file string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("localcluster: no CustomResourceDefinition in %s", file)
 	}
-	return waitFor(ctx, "Istio CRDs established", func(ctx context.Context) error {
+	return waitFor(ctx, "CRDs of "+filepath.Base(file)+" established", func(ctx context.Context) error {
 		for _, n := range names {
 			u, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
 			if err != nil {
