@@ -5,7 +5,10 @@ import (
 
 	. "github.com/onsi/gomega"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/proberedirect/probe-redirect-operator/controllers"
@@ -46,6 +49,9 @@ func TestCacheScope(t *testing.T) {
 	g.Expect(pa).To(BeFalse(), "PeerAuthentication is not served")
 	g.Expect(meshTLS).To(BeFalse(), "MeshTLS is not served")
 	g.Expect(o.DefaultNamespaces).To(HaveKey("shop"))
+	deploymentNamespaces, _ := namespacesOf(o, isDeployment)
+	g.Expect(deploymentNamespaces).To(ConsistOf("shop", "istio-system"), "istiod's Deployments are read in the root namespace")
+	g.Expect(transformOf(o, isDeployment)).NotTo(BeNil(), "a namespace-scoped install slims its Deployments too")
 
 	scope.PeerAuthenticationServed, scope.KumaMeshTLSServed = true, true
 	o = controllers.CacheOptions(scope)
@@ -58,4 +64,28 @@ func TestCacheScope(t *testing.T) {
 	g.Expect(o.DefaultNamespaces).To(BeEmpty(), "a cluster-wide install caches every namespace")
 	_, pa = namespacesOf(o, isPeerAuthentication)
 	g.Expect(pa).To(BeFalse())
+	for name, is := range map[string]func(any) bool{"Deployment": isDeployment, "StatefulSet": isStatefulSet, "DaemonSet": isDaemonSet, "Pod": isPod} {
+		g.Expect(transformOf(o, is)).NotTo(BeNil(), "%ss are slimmed in the cache", name)
+	}
+}
+
+func isDeployment(obj any) bool  { _, ok := obj.(*appsv1.Deployment); return ok }
+func isStatefulSet(obj any) bool { _, ok := obj.(*appsv1.StatefulSet); return ok }
+func isDaemonSet(obj any) bool   { _, ok := obj.(*appsv1.DaemonSet); return ok }
+func isPod(obj any) bool         { _, ok := obj.(*corev1.Pod); return ok }
+
+// transformOf returns the cache transform the options give one kind; there must be exactly one
+// entry for it.
+func transformOf(o cache.Options, match func(any) bool) toolscache.TransformFunc {
+	var out toolscache.TransformFunc
+	n := 0
+	for obj, by := range o.ByObject {
+		if match(obj) {
+			out, n = by.Transform, n+1
+		}
+	}
+	if n != 1 {
+		return nil
+	}
+	return out
 }

@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
-	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
 )
 
 // SlimPod is the cache transform for Pods: it keeps only what the decision reads of a live pod
@@ -30,9 +29,10 @@ import (
 // It keeps the identity and metadata (name, namespace, UID, resourceVersion, labels, annotations,
 // owner references, creation and deletion timestamps), spec.hostNetwork, and of every container
 // and init container its name, image (the Istio version), ports (named probe ports), probes and
-// restartPolicy (native sidecars); of the meshes' own sidecars (istio-proxy, kuma-sidecar) also
-// the environment (ISTIO_KUBE_APP_PROBERS). Any other object passes unchanged. TestSlimPodKeepsEveryDecision
-// checks that every mesh package answers the same on slim pods as on whole ones.
+// restartPolicy (native sidecars); of istio-proxy also the ISTIO_KUBE_APP_PROBERS environment
+// entries (the only ones the decision reads, in istio.KubeAppProbers; Istio's injector sets some
+// thirty). Any other object passes unchanged. TestSlimPodKeepsEveryDecision checks that every mesh
+// package answers the same on slim pods as on whole ones.
 func SlimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -46,13 +46,19 @@ func SlimPod(obj any) (any, error) {
 			OwnerReferences: pod.OwnerReferences, CreationTimestamp: pod.CreationTimestamp,
 			DeletionTimestamp: pod.DeletionTimestamp,
 		},
-		Spec: corev1.PodSpec{
-			HostNetwork:    pod.Spec.HostNetwork,
-			Containers:     slimContainers(pod.Spec.Containers),
-			InitContainers: slimContainers(pod.Spec.InitContainers),
-		},
+		Spec: slimPodSpec(&pod.Spec),
 	}
 	return slim, nil
+}
+
+// slimPodSpec keeps of a pod's (or a pod template's) spec what SlimPod says: hostNetwork and the
+// containers and init containers cut by slimContainers.
+func slimPodSpec(spec *corev1.PodSpec) corev1.PodSpec {
+	return corev1.PodSpec{
+		HostNetwork:    spec.HostNetwork,
+		Containers:     slimContainers(spec.Containers),
+		InitContainers: slimContainers(spec.InitContainers),
+	}
 }
 
 // slimContainers keeps of each container what SlimPod says.
@@ -66,8 +72,19 @@ func slimContainers(cs []corev1.Container) []corev1.Container {
 			Name: c.Name, Image: c.Image, Ports: c.Ports, RestartPolicy: c.RestartPolicy,
 			ReadinessProbe: c.ReadinessProbe, LivenessProbe: c.LivenessProbe, StartupProbe: c.StartupProbe,
 		}
-		if c.Name == istiomesh.ProxyContainerName || c.Name == kumamesh.ProxyContainerName {
-			out[i].Env = c.Env
+		if c.Name == istiomesh.ProxyContainerName {
+			out[i].Env = probersEnv(c.Env)
+		}
+	}
+	return out
+}
+
+// probersEnv keeps the ISTIO_KUBE_APP_PROBERS entries of a container's environment, in order.
+func probersEnv(env []corev1.EnvVar) []corev1.EnvVar {
+	var out []corev1.EnvVar
+	for _, e := range env {
+		if e.Name == istiomesh.KubeAppProbersEnv {
+			out = append(out, e)
 		}
 	}
 	return out

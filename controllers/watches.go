@@ -59,8 +59,9 @@ type CacheScope struct {
 }
 
 // CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all Events),
-// Events without managedFields, and Pods cut to what the decision reads (SlimPod). Workloads keep their managedFields, which tell whether
-// the operator or a person wrote the rewrite annotation. With WatchNamespaces, every namespaced
+// Events, policies and Namespaces without managedFields, Pods cut to what the decision reads (SlimPod), and Deployments,
+// StatefulSets and DaemonSets likewise (SlimWorkload, which keeps the operator's own managedFields
+// entries: they tell whether the operator or a person wrote the redirect annotation). With WatchNamespaces, every namespaced
 // kind is limited to them, except what s says is read outside them. Namespaces and Kuma's Meshes,
 // being cluster-scoped, are always cached whole.
 func CacheOptions(s CacheScope) cache.Options {
@@ -71,9 +72,17 @@ func CacheOptions(s CacheScope) cache.Options {
 				Transform: cache.TransformStripManagedFields(),
 			},
 			&corev1.Pod{}: {Transform: SlimPod},
+			// Nothing reads a policy's or a namespace's managedFields (a policy's status ones
+			// grow with its workloads).
+			&v1alpha1.ProbeRedirectPolicy{}: {Transform: cache.TransformStripManagedFields()},
+			&corev1.Namespace{}:             {Transform: cache.TransformStripManagedFields()},
+			&appsv1.StatefulSet{}:           {Transform: SlimWorkload},
+			&appsv1.DaemonSet{}:             {Transform: SlimWorkload},
 		},
 	}
+	deployments := cache.ByObject{Transform: SlimWorkload}
 	if len(s.WatchNamespaces) == 0 {
+		o.ByObject[&appsv1.Deployment{}] = deployments
 		return o
 	}
 	o.DefaultNamespaces = map[string]cache.Config{}
@@ -87,7 +96,8 @@ func CacheOptions(s CacheScope) cache.Options {
 		}
 		return out
 	}
-	o.ByObject[&appsv1.Deployment{}] = cache.ByObject{Namespaces: with(s.RootNamespace)}
+	deployments.Namespaces = with(s.RootNamespace)
+	o.ByObject[&appsv1.Deployment{}] = deployments
 	if s.PeerAuthenticationServed {
 		o.ByObject[&securityv1.PeerAuthentication{}] = cache.ByObject{Namespaces: with(s.RootNamespace)}
 	}

@@ -1,0 +1,4 @@
+package controllers
+
+// ManagesRewriteAnnotation exposes managesRewriteAnnotation to the external tests.
+var ManagesRewriteAnnotation = managesRewriteAnnotation
