@@ -82,7 +82,7 @@ func parseFlags() options {
 	flag.IntVar(&o.statusPort, "status-port", int(istiomesh.DefaultStatusPort), "The mesh agent's default status port, which rewritten probes target.")
 	flag.IntVar(&o.concurrency, "concurrency", 2, "How many policies are reconciled at once.")
 	flag.DurationVar(&o.unhealthyWindow, "unhealthy-window", 10*time.Minute, "How long a kubelet Unhealthy event keeps its pod in a policy's status.")
-	flag.DurationVar(&o.eventCoalesce, "event-coalesce", 2*time.Second, "Reconciles caused by pod and Event churn wait this long, so an event storm causes at most one status write per policy per interval.")
+	flag.DurationVar(&o.eventCoalesce, "event-coalesce", 2*time.Second, "Least time between two status writes of one policy; reconciles caused by pod, Event and workload-status churn wait this long too. An event storm or many rollouts cause at most one status write per policy per interval.")
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
 	return o

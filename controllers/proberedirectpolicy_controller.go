@@ -78,9 +78,10 @@ type ProbeRedirectPolicyReconciler struct {
 	IstioStatusPort int32
 	// RootNamespace is Istio's root namespace, home of the mesh-wide PeerAuthentication.
 	RootNamespace string
-	// EventCoalesce delays reconciles caused by pod, Event and workload-status churn, so an
-	// Unhealthy event storm or many rollouts at once cause at most one status write per policy per
-	// this interval.
+	// EventCoalesce delays reconciles caused by pod, Event and workload-status churn, and is the
+	// least time between two status writes of one policy (see Reconcile), so that an Unhealthy
+	// event storm or many rollouts at once cause at most one status write per policy per this
+	// interval.
 	EventCoalesce time.Duration
 	// WatchNamespaces are the namespaces a namespace-scoped install manages (its cache holds
 	// nothing else); empty means every namespace.
@@ -100,6 +101,9 @@ type ProbeRedirectPolicyReconciler struct {
 	// seen holds, per policy (types.NamespacedName), the resourceVersion this reconciler last read
 	// from the API server or wrote itself (readPolicy).
 	seen sync.Map
+	// written holds, per policy (types.NamespacedName), when this reconciler last wrote its status
+	// (time.Time, from Clock).
+	written sync.Map
 }
 
 // +kubebuilder:rbac:groups=mesh.proberedirect.io,resources=proberedirectpolicies,verbs=get;list;watch;update;patch
@@ -113,13 +117,20 @@ type ProbeRedirectPolicyReconciler struct {
 // +kubebuilder:rbac:groups=kuma.io,resources=meshes;meshtlses,verbs=get;list;watch
 
 // Reconcile observes one policy's namespace, decides, applies, and writes the status once, at
-// the end, whatever happened before.
+// the end, whatever happened before. A policy whose status was written less than EventCoalesce
+// ago is left until that interval has passed: each reconcile may write, and during many rollouts
+// the triggers (its own annotations, workloads' and pods' churn) come faster than that. What
+// arrives meanwhile is seen then, all at once.
 func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if wait := r.untilStatusWrite(req.NamespacedName); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	policy, err := r.readPolicy(ctx, req.NamespacedName)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
 			r.seen.Delete(req.NamespacedName)
+			r.written.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -145,6 +156,16 @@ func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, r.patchFinalizer(ctx, policy, false)
 	}
 	return ctrl.Result{RequeueAfter: outcome.RequeueAfter}, nil
+}
+
+// untilStatusWrite returns how long the policy must still wait before its next reconcile: what
+// is left of EventCoalesce since this reconciler last wrote its status, 0 when nothing is.
+func (r *ProbeRedirectPolicyReconciler) untilStatusWrite(key types.NamespacedName) time.Duration {
+	last, ok := r.written.Load(key)
+	if !ok {
+		return 0
+	}
+	return max(0, r.EventCoalesce-r.Clock.Since(last.(time.Time)))
 }
 
 // readPolicy returns the policy as the API server has it now. Its status holds the rollout
@@ -474,6 +495,7 @@ func (r *ProbeRedirectPolicyReconciler) writeStatus(ctx context.Context, policy 
 		return client.IgnoreNotFound(err)
 	}
 	policy.ResourceVersion = applied.GetResourceVersion() // a later finalizer patch must not conflict
+	r.written.Store(types.NamespacedName{Namespace: policy.Namespace, Name: policy.Name}, r.Clock.Now())
 	return nil
 }
 
