@@ -26,7 +26,8 @@
 //     at full size; off at small), with the slopes of time and peak RSS per workload.
 //
 // The operator's peak RSS (VmHWM in /proc/<pid>/status, reset through clear_refs at the start of
-// each scenario) is reported for every scenario. The table goes to stdout and the figures to
-// bench/results.json. BENCH_SCALE=small (a few minutes, for CI) or full (the size); the
+// each scenario) is reported for every scenario. The table goes to stdout, the figures to
+// bench/results.json and the same as markdown to bench/results.md (BENCH_MARKDOWN=<results.json>
+// prints a run's markdown again without running anything). BENCH_SCALE=small (a few minutes, for CI) or full (the size); the
 // BENCH_* variables in params.go override single sizes.
 package main

@@ -33,6 +33,13 @@ func main() {
 		}
 		return
 	}
+	if path := os.Getenv("BENCH_MARKDOWN"); path != "" {
+		if err := renderMarkdown(path, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "markdown:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(run())
 }
 

@@ -209,5 +209,64 @@ func (r *results) write(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md strings.Builder
+	r.markdown(&md)
+	return os.WriteFile(strings.TrimSuffix(path, ".json")+".md", []byte(md.String()), 0o644)
+}
+
+// renderMarkdown prints, as markdown, the results a run wrote to path (BENCH_MARKDOWN).
+func renderMarkdown(path string, out io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	r := &results{}
+	if err := json.Unmarshal(data, r); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	r.markdown(out)
+	return nil
+}
+
+// markdown writes the run as docs/benchmarks.md holds it: where and how it ran, one table of
+// every figure with its baseline and target, the notes, and what the run did not measure.
+func (r *results) markdown(out io.Writer) {
+	w := &errWriter{w: out}
+	cell := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+	w.printf("## Scale %s, %s\n\n", r.Scale, r.Date.Format("2006-01-02"))
+	w.printf("- **Machine**: %s x%d, %s RAM, Linux %s\n", r.Machine.CPU, r.Machine.CPUs, r.Machine.MemTotal, r.Machine.Kernel)
+	w.printf("- **Commit**: `%s`\n", r.Commit)
+	w.printf("- **Cluster**: %d kwok nodes x %d pods (planned peak %d pods, %d Deployments x %d replicas); pods Ready %s after scheduling; injector: %s\n",
+		r.Setup.Nodes, r.Setup.PodsPerNode, r.Setup.PeakPods, r.Setup.Deployments, r.Params.Replicas, r.Setup.ReadyDelay, r.Setup.Mesh)
+	w.printf("- **kube-controller-manager**: %s\n", r.Setup.ControllerManager)
+	w.printf("- **Operator**: %s\n", r.Setup.OperatorArgs)
+	w.printf("- **API counting**: %s\n", r.Setup.APICounting)
+	w.printf("- **Run time**: %.0f s\n\n", r.Seconds)
+	w.printf("| # | figure | value | baseline (same run) | target | met |\n|---|---|---|---|---|---|\n")
+	met, targets := 0, 0
+	for _, f := range r.Figures {
+		w.printf("| %s | %s | %s | %s | %s | %s |\n", f.Scenario, cell(f.Name), f.value(), cell(dash(f.Baseline)), cell(dash(f.Target)), f.met())
+		if f.Met != nil {
+			targets++
+			if *f.Met {
+				met++
+			}
+		}
+	}
+	w.printf("\n%d of %d targets met.\n\nNotes:\n\n", met, targets)
+	for _, f := range r.Figures {
+		if f.Note != "" {
+			w.printf("- [%s] %s: %s\n", f.Scenario, cell(f.Name), cell(f.Note))
+		}
+	}
+	w.printf("\nNot measured in this run:\n\n")
+	for _, m := range r.Missing {
+		w.printf("- %s\n", cell(m))
+	}
+	for _, f := range r.Failures {
+		w.printf("- FAILED: %s\n", cell(f))
+	}
 }
