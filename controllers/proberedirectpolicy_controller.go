@@ -146,7 +146,7 @@ func (r *ProbeRedirectPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 	statusErr := r.writeStatus(ctx, policy, outcome.Status)
 	recordMetrics(policy, outcome, r.Clock.Now())
 	for _, e := range outcome.Events {
-		r.Recorder.Eventf(policy, nil, e.Type, string(e.Reason), string(e.Reason), "%s", e.Message)
+		r.Recorder.Eventf(policy, relatedWorkload(policy.Namespace, e.Workload), e.Type, string(e.Reason), string(e.Reason), "%s", e.Message)
 	}
 	if err := errors.Join(err, statusErr); err != nil {
 		return ctrl.Result{}, err
@@ -166,6 +166,22 @@ func (r *ProbeRedirectPolicyReconciler) untilStatusWrite(key types.NamespacedNam
 		return 0
 	}
 	return max(0, r.EventCoalesce-r.Clock.Since(last.(time.Time)))
+}
+
+// relatedWorkload returns the workload an Event is about, to name as its related object; nil
+// for an Event about the policy as a whole or a kind outside plan.WorkloadKinds.
+func relatedWorkload(ns string, ref *plan.Ref) runtime.Object {
+	if ref == nil {
+		return nil
+	}
+	kind := plan.KindOf(ref.Kind)
+	if kind == nil {
+		return nil
+	}
+	obj := kind.NewObject()
+	obj.SetNamespace(ns)
+	obj.SetName(ref.Name)
+	return obj
 }
 
 // readPolicy returns the policy as the API server has it now. Its status holds the rollout

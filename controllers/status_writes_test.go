@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -158,4 +159,40 @@ func TestConditionsOfOtherControllersAreKept(t *testing.T) {
 			"the operator's field manager does not own the other controller's condition")
 		g.Expect(entry.FieldsV1.GetRawString()).To(ContainSubstring(`"k:{\"type\":\"Ready\"}"`))
 	}
+}
+
+// TestWorkloadEventsNameTheirWorkload annotates three Deployments at once and checks that each
+// gets Events of its own, naming it as the related object with its own note, rather than one
+// series that keeps the first workload's note (client-go's events.k8s.io recorder folds Events of
+// one reason on one object into a series unless their related objects differ).
+func TestWorkloadEventsNameTheirWorkload(t *testing.T) {
+	ns := meshNamespace(t)
+	createPeerAuthentication(t, ns, "default", strict)
+	names := []string{"alpha", "beta", "gamma"}
+	for _, name := range names {
+		createDeployment(t, ns, name, nginx())
+	}
+	p := createPolicy(t, ns, "all", map[string]string{}, maxConcurrent(3))
+	NewWithT(t).Eventually(func(g Gomega) {
+		list := &eventsv1.EventList{}
+		g.Expect(k8sClient.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
+		related, notes := map[string]string{}, map[string]bool{}
+		for _, e := range list.Items {
+			if e.Regarding.Name != p.Name || e.Reason != string(v1alpha1.EventRolloutStarted) {
+				continue
+			}
+			g.Expect(e.Series).To(BeNil(), "no series: %s", e.Note)
+			g.Expect(e.Related).NotTo(BeNil(), e.Note)
+			g.Expect(e.Related.Kind).To(Equal("Deployment"))
+			g.Expect(e.Related.APIVersion).To(Equal("apps/v1"))
+			g.Expect(e.Related.Namespace).To(Equal(ns))
+			related[e.Related.Name] = e.Note
+			notes[e.Note] = true
+		}
+		g.Expect(related).To(HaveLen(len(names)))
+		for _, name := range names {
+			g.Expect(related).To(HaveKeyWithValue(name, HavePrefix("Rollout of Deployment/"+name+" started")))
+		}
+		g.Expect(notes).To(HaveLen(len(names)))
+	}, timeout, interval).Should(Succeed())
 }

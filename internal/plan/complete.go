@@ -108,7 +108,7 @@ func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring boo
 			}
 			s.Reason, s.Message = reason, truncate(result.Err.Error(), v1alpha1.MaxMessageLength)
 			out.events = append(out.events, Event{Type: corev1.EventTypeWarning, Reason: eventReason,
-				Message: fmt.Sprintf("Failed to %s %s: %v", verb, v.Ref, result.Err)})
+				Message: fmt.Sprintf("Failed to %s %s: %v", verb, v.Ref, result.Err), Workload: &v.Ref})
 			continue
 		}
 		started := metav1.NewTime(now.Truncate(time.Second))
@@ -118,7 +118,7 @@ func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring boo
 		if restoring {
 			s.State, s.Reason, s.Message = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRestoring, "annotation removed; rolling back to un-rewritten probes"
 			out.events = append(out.events, Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
-				Message: fmt.Sprintf("Removed %s from %s; rollout started", v.Annotation.Key, v.Ref)})
+				Message: fmt.Sprintf("Removed %s from %s; rollout started", v.Annotation.Key, v.Ref), Workload: &v.Ref})
 			continue
 		}
 		out.verdicts[i].Annotated = true
@@ -130,9 +130,9 @@ func applyResults(verdicts []Verdict, results map[Ref]ApplyResult, restoring boo
 		}
 		out.events = append(out.events,
 			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventAnnotated,
-				Message: fmt.Sprintf("Set %s=%s on the pod template of %s", v.Annotation.Key, v.Annotation.Value, v.Ref)},
+				Message: fmt.Sprintf("Set %s=%s on the pod template of %s", v.Annotation.Key, v.Annotation.Value, v.Ref), Workload: &v.Ref},
 			Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutStarted,
-				Message: fmt.Sprintf("Rollout of %s started (generation %d)", v.Ref, result.Generation)})
+				Message: fmt.Sprintf("Rollout of %s started (generation %d)", v.Ref, result.Generation), Workload: &v.Ref})
 	}
 	return out
 }
@@ -148,7 +148,7 @@ func rolloutFailures(previous []v1alpha1.WorkloadStatus, verdicts []Verdict) []E
 	for _, v := range verdicts {
 		if v.Status.State == v1alpha1.WorkloadRolloutFailed && was[v.Ref] != v1alpha1.WorkloadRolloutFailed {
 			events = append(events, Event{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed,
-				Message: fmt.Sprintf("Rollout of %s failed: %s", v.Ref, v.Status.Message)})
+				Message: fmt.Sprintf("Rollout of %s failed: %s", v.Ref, v.Status.Message), Workload: &v.Ref})
 		}
 	}
 	return events

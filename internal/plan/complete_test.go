@@ -40,9 +40,9 @@ func TestCompleteFoldsApplyResults(t *testing.T) {
 				g.Expect(out.Status.Summary).To(Equal(v1alpha1.PolicySummary{SelectedWorkloads: 2, AnnotatedWorkloads: 1, PendingProbes: 2}))
 				g.Expect(out.Events).To(Equal([]plan.Event{
 					{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventAnnotated,
-						Message: "Set sidecar.istio.io/rewriteAppHTTPProbers=true on the pod template of Deployment/a"},
+						Message: "Set sidecar.istio.io/rewriteAppHTTPProbers=true on the pod template of Deployment/a", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))},
 					{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutStarted,
-						Message: "Rollout of Deployment/a started (generation 2)"},
+						Message: "Rollout of Deployment/a started (generation 2)", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))},
 				}))
 				g.Expect(out.RequeueAfter).To(Equal(10 * time.Minute))
 				expectReady(g, out.Status, metav1.ConditionFalse, v1alpha1.ReasonRolloutInProgress, true, false)
@@ -59,7 +59,7 @@ func TestCompleteFoldsApplyResults(t *testing.T) {
 					HaveField("Message", "conflict: field managed by kubectl")))
 				g.Expect(out.Status.Summary.AnnotatedWorkloads).To(BeZero())
 				g.Expect(out.Events).To(Equal([]plan.Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventAnnotateFailed,
-					Message: "Failed to annotate Deployment/a: conflict: field managed by kubectl"}}))
+					Message: "Failed to annotate Deployment/a: conflict: field managed by kubectl", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))}}))
 				g.Expect(out.RequeueAfter).To(BeZero())
 				expectReady(g, out.Status, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, true, false)
 				g.Expect(condition(out.Status, v1alpha1.ConditionReady).Message).To(Equal("Failed to annotate 1 workload(s); retrying"))
@@ -123,7 +123,7 @@ func TestRolloutCompletes(t *testing.T) {
 	g.Expect(out.Status.Rollouts).To(BeNil())
 	g.Expect(workloadStatus(g, out.Status, deploymentRef("a")).State).To(Equal(v1alpha1.WorkloadRedirected))
 	g.Expect(out.Events).To(Equal([]plan.Event{{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutComplete,
-		Message: "Rollout of Deployment/a completed"}}))
+		Message: "Rollout of Deployment/a completed", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))}}))
 	g.Expect(out.RequeueAfter).To(BeZero())
 
 	in.Policy = withStatus(p, roundTrip(g, out.Status))

@@ -47,6 +47,12 @@ type Event struct {
 	Type    string
 	Reason  v1alpha1.EventReason
 	Message string
+	// Workload is the workload the Event is about, nil when it is about the policy as a whole. The
+	// controller names it as the Event's related object: Events of one reason on one policy are
+	// otherwise one series to client-go's events.k8s.io recorder (its isomorphism key holds the
+	// regarding and related objects, the reason and the action, not the note), which keeps only
+	// the first workload's message and later writes a closing patch for the series.
+	Workload *Ref
 }
 
 // ApplyResult is what happened when the controller changed one workload's template.
@@ -151,7 +157,7 @@ func Decide(in Input) Decision {
 	for _, v := range d.Verdicts {
 		if v.RolloutCompleted {
 			d.Events = append(d.Events, Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutComplete,
-				Message: fmt.Sprintf("Rollout of %s completed", v.Ref)})
+				Message: fmt.Sprintf("Rollout of %s completed", v.Ref), Workload: &v.Ref})
 		}
 	}
 	d.Annotate = admit(d.Verdicts, in.Policy.Spec)

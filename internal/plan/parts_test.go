@@ -75,7 +75,7 @@ func TestApplyResults(t *testing.T) {
 				g.Expect(out.verdicts[0].Status.Reason).To(Equal(v1alpha1.StatusReasonAnnotateFailed))
 				g.Expect(out.verdicts[0].Record).To(BeNil())
 				g.Expect(out.failures).To(Equal(1))
-				g.Expect(out.events).To(Equal([]Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventAnnotateFailed, Message: "Failed to annotate Deployment/a: conflict"}}))
+				g.Expect(out.events).To(Equal([]Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventAnnotateFailed, Message: "Failed to annotate Deployment/a: conflict", Workload: &Ref{v1alpha1.KindDeployment, "a"}}}))
 			},
 		},
 		{
@@ -132,12 +132,12 @@ func TestRolloutFailures(t *testing.T) {
 		previous []v1alpha1.WorkloadStatus
 		want     []Event
 	}{
-		{"newly failed", nil, []Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed, Message: "Rollout of Deployment/a failed: too slow"}}},
+		{"newly failed", nil, []Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed, Message: "Rollout of Deployment/a failed: too slow", Workload: &Ref{v1alpha1.KindDeployment, "a"}}}},
 		{"was rolling", []v1alpha1.WorkloadStatus{{Kind: v1alpha1.KindDeployment, Name: "a", State: v1alpha1.WorkloadRolling}},
-			[]Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed, Message: "Rollout of Deployment/a failed: too slow"}}},
+			[]Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed, Message: "Rollout of Deployment/a failed: too slow", Workload: &Ref{v1alpha1.KindDeployment, "a"}}}},
 		{"already reported", []v1alpha1.WorkloadStatus{{Kind: v1alpha1.KindDeployment, Name: "a", State: v1alpha1.WorkloadRolloutFailed}}, nil},
 		{"a StatefulSet of the same name failed before", []v1alpha1.WorkloadStatus{{Kind: v1alpha1.KindStatefulSet, Name: "a", State: v1alpha1.WorkloadRolloutFailed}},
-			[]Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed, Message: "Rollout of Deployment/a failed: too slow"}}},
+			[]Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed, Message: "Rollout of Deployment/a failed: too slow", Workload: &Ref{v1alpha1.KindDeployment, "a"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -65,10 +65,10 @@ func judgeRestore(in Input, w Workload) (v Verdict, event *Event, keep bool) {
 		// The cache has not caught up with the removal: keep waiting.
 	case progress.Complete:
 		return v, &Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutComplete,
-			Message: fmt.Sprintf("Rollout of %s completed after restore", ref)}, false
+			Message: fmt.Sprintf("Rollout of %s completed after restore", ref), Workload: &ref}, false
 	case rollout.Expired(startedAt(record), in.Now, deadline):
 		return v, &Event{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed,
-			Message: fmt.Sprintf("Rollout of %s did not finish within %ds after restore; not waiting longer", ref, int(deadline.Seconds()))}, false
+			Message: fmt.Sprintf("Rollout of %s did not finish within %ds after restore; not waiting longer", ref, int(deadline.Seconds())), Workload: &ref}, false
 	}
 	v.Record, v.InFlight, v.RecheckAt = record, true, deadlineOf(record, deadline)
 	v.Status.State, v.Status.Reason, v.Status.Message = v1alpha1.WorkloadRolling, v1alpha1.StatusReasonRestoring, progress.Message

@@ -39,11 +39,11 @@ func TestDecideRestoreSelectsOnlyTheOperatorsAnnotations(t *testing.T) {
 	out := plan.Complete(d, applied(d, 3))
 	g.Expect(out.Events).To(ConsistOf(
 		plan.Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
-			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from Deployment/mine; rollout started"},
+			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from Deployment/mine; rollout started", Workload: ptr.To(ref(v1alpha1.KindDeployment, "mine"))},
 		plan.Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
-			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from Deployment/orphan; rollout started"},
+			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from Deployment/orphan; rollout started", Workload: ptr.To(ref(v1alpha1.KindDeployment, "orphan"))},
 		plan.Event{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRestored,
-			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from StatefulSet/mine; rollout started"},
+			Message: "Removed sidecar.istio.io/rewriteAppHTTPProbers from StatefulSet/mine; rollout started", Workload: ptr.To(ref(v1alpha1.KindStatefulSet, "mine"))},
 	))
 	g.Expect(refsOf(out.Status.Workloads)).To(ConsistOf(deploymentRef("mine"), deploymentRef("orphan"), ref(v1alpha1.KindStatefulSet, "mine")))
 	g.Expect(out.Status.Workloads).To(HaveEach(And(HaveField("State", v1alpha1.WorkloadRolling), HaveField("Reason", v1alpha1.StatusReasonRestoring))))
@@ -110,7 +110,7 @@ func TestDecideRestorePacing(t *testing.T) {
 			restore:   []plan.Ref{deploymentRef("b")},
 			states:    map[plan.Ref]string{deploymentRef("b"): "Queued/WaitingToRestore"},
 			events: []plan.Event{{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutComplete,
-				Message: "Rollout of Deployment/a completed after restore"}},
+				Message: "Rollout of Deployment/a completed after restore", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))}},
 			reconciling: true,
 		},
 		{
@@ -118,7 +118,7 @@ func TestDecideRestorePacing(t *testing.T) {
 			policy:    []policyOption{rollouts(record(v1alpha1.KindDeployment, "a", 3, time.Minute))},
 			workloads: []plan.Workload{restored("a"), deployment("users", annotated())},
 			events: []plan.Event{{Type: corev1.EventTypeNormal, Reason: v1alpha1.EventRolloutComplete,
-				Message: "Rollout of Deployment/a completed after restore"}},
+				Message: "Rollout of Deployment/a completed after restore", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))}},
 			restoreDone: true,
 		},
 		{
@@ -126,7 +126,7 @@ func TestDecideRestorePacing(t *testing.T) {
 			policy:    []policyOption{rollouts(record(v1alpha1.KindDeployment, "a", 3, 11*time.Minute))},
 			workloads: []plan.Workload{restored("a", rolling())},
 			events: []plan.Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRolloutFailed,
-				Message: "Rollout of Deployment/a did not finish within 600s after restore; not waiting longer"}},
+				Message: "Rollout of Deployment/a did not finish within 600s after restore; not waiting longer", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))}},
 			restoreDone: true,
 		},
 		{
@@ -178,7 +178,7 @@ func TestRestoreFailure(t *testing.T) {
 	out := plan.Complete(d, map[plan.Ref]plan.ApplyResult{deploymentRef("a"): {Err: errors.New("the server is currently unable to handle the request")}})
 
 	g.Expect(out.Events).To(Equal([]plan.Event{{Type: corev1.EventTypeWarning, Reason: v1alpha1.EventRestoreFailed,
-		Message: "Failed to restore Deployment/a: the server is currently unable to handle the request"}}))
+		Message: "Failed to restore Deployment/a: the server is currently unable to handle the request", Workload: ptr.To(ref(v1alpha1.KindDeployment, "a"))}}))
 	g.Expect(workloadStatus(g, out.Status, deploymentRef("a"))).To(And(HaveField("State", v1alpha1.WorkloadQueued),
 		HaveField("Reason", v1alpha1.StatusReasonRestoreFailed), HaveField("Message", "the server is currently unable to handle the request")))
 	g.Expect(out.Status.Rollouts).To(BeEmpty())
