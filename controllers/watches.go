@@ -58,12 +58,13 @@ type CacheScope struct {
 	PeerAuthenticationServed, KumaMeshTLSServed bool
 }
 
-// CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all Events),
-// Events, policies and Namespaces without managedFields, Pods cut to what the decision reads (SlimPod), and Deployments,
-// StatefulSets and DaemonSets likewise (SlimWorkload, which keeps the operator's own managedFields
-// entries: they tell whether the operator or a person wrote the redirect annotation). With WatchNamespaces, every namespaced
-// kind is limited to them, except what s says is read outside them. Namespaces and Kuma's Meshes,
-// being cluster-scoped, are always cached whole.
+// CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all
+// Events); Events, policies and Namespaces without managedFields; Pods cut to what the decision
+// reads (SlimPod), and Deployments, StatefulSets and DaemonSets likewise (SlimWorkload, which
+// keeps the operator's own managedFields entries: they tell whether the operator or a person
+// wrote the redirect annotation). With WatchNamespaces, every namespaced kind is limited to them,
+// except what s says is read outside them. Namespaces and Kuma's Meshes, being cluster-scoped,
+// are cached in every namespace.
 func CacheOptions(s CacheScope) cache.Options {
 	o := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
