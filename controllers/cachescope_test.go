@@ -11,6 +11,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
+	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/controllers"
 )
 
@@ -67,6 +68,9 @@ func TestCacheScope(t *testing.T) {
 	for name, is := range map[string]func(any) bool{"Deployment": isDeployment, "StatefulSet": isStatefulSet, "DaemonSet": isDaemonSet, "Pod": isPod} {
 		g.Expect(transformOf(o, is)).NotTo(BeNil(), "%ss are slimmed in the cache", name)
 	}
+	g.Expect(o.DefaultTransform).NotTo(BeNil(), "every other kind is cached without managedFields")
+	_, policy := namespacesOf(o, func(obj any) bool { _, ok := obj.(*v1alpha1.ProbeRedirectPolicy); return ok })
+	g.Expect(policy).To(BeFalse(), "no entry for the policy's kind: the manager would need its CRD before it starts")
 }
 
 func isDeployment(obj any) bool  { _, ok := obj.(*appsv1.Deployment); return ok }

@@ -59,7 +59,7 @@ type CacheScope struct {
 }
 
 // CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all
-// Events); Events, policies and Namespaces without managedFields; Pods cut to what the decision
+// Events); every kind without managedFields; Pods cut to what the decision
 // reads (SlimPod), and Deployments, StatefulSets and DaemonSets likewise (SlimWorkload, which
 // keeps the operator's own managedFields entries: they tell whether the operator or a person
 // wrote the redirect annotation). With WatchNamespaces, every namespaced kind is limited to them,
@@ -72,14 +72,16 @@ func CacheOptions(s CacheScope) cache.Options {
 				Field:     fields.OneTermEqualSelector("reason", unhealthy.Reason),
 				Transform: cache.TransformStripManagedFields(),
 			},
-			&corev1.Pod{}: {Transform: SlimPod},
-			// Nothing reads a policy's or a namespace's managedFields (a policy's status ones
-			// grow with its workloads).
-			&v1alpha1.ProbeRedirectPolicy{}: {Transform: cache.TransformStripManagedFields()},
-			&corev1.Namespace{}:             {Transform: cache.TransformStripManagedFields()},
-			&appsv1.StatefulSet{}:           {Transform: SlimWorkload},
-			&appsv1.DaemonSet{}:             {Transform: SlimWorkload},
+			&corev1.Pod{}:         {Transform: SlimPod},
+			&appsv1.StatefulSet{}: {Transform: SlimWorkload},
+			&appsv1.DaemonSet{}:   {Transform: SlimWorkload},
 		},
+		// Every other kind (policies, Namespaces, the meshes' policies) is cached without
+		// managedFields, which nothing reads there (a policy's status ones grow with its
+		// workloads). A default rather than an entry per kind: an entry for the policy's own kind
+		// would make the manager look up its REST mapping when it is made, and refuse to start
+		// before the CRD is installed.
+		DefaultTransform: cache.TransformStripManagedFields(),
 	}
 	deployments := cache.ByObject{Transform: SlimWorkload}
 	if len(s.WatchNamespaces) == 0 {
