@@ -83,7 +83,7 @@ BENCH_MESH ?= double
 # Istio's injector is built only when the benchmark runs it (BENCH_MESH=istio).
 BENCH_MESH_BINS = $(if $(filter istio,$(BENCH_MESH)),istio-injector,)
 .PHONY: bench
-bench: control-plane-bins $(BENCH_MESH_BINS) build build-installer ## Benchmark the operator at cluster scale on a local control plane (issue 13): converge vs. its client-go floor and kubectl, idle writes, cold start, API cost, peak RSS. BENCH_SCALE=small|full (default full); prints a table and writes bench/results.json.
+bench: control-plane-bins $(BENCH_MESH_BINS) build build-installer ## Benchmark the operator at cluster scale on a local control plane (issue 13): converge vs. its client-go floor and kubectl, idle writes, cold start, API cost, peak RSS. BENCH_SCALE=small|full (default full); prints a table and writes bench/results.json and bench/results.md.
 	BENCH_SCALE="$(BENCH_SCALE)" BENCH_MESH="$(BENCH_MESH)" KWOK_STAGES_DIR="$(KWOK_STAGES_DIR)" MANAGER="$(LOCALBIN)/manager" \
 		go run -tags bench ./test/bench
 
