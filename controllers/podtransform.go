@@ -39,16 +39,22 @@ func SlimPod(obj any) (any, error) {
 		return obj, nil
 	}
 	slim := &corev1.Pod{
-		TypeMeta: pod.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
-			Generation: pod.Generation, Labels: pod.Labels, Annotations: pod.Annotations,
-			OwnerReferences: pod.OwnerReferences, CreationTimestamp: pod.CreationTimestamp,
-			DeletionTimestamp: pod.DeletionTimestamp,
-		},
-		Spec: slimPodSpec(&pod.Spec),
+		TypeMeta:   pod.TypeMeta,
+		ObjectMeta: slimMeta(&pod.ObjectMeta),
+		Spec:       slimPodSpec(&pod.Spec),
 	}
 	return slim, nil
+}
+
+// slimMeta keeps of an object's metadata its identity (name, namespace, UID, resourceVersion,
+// generation), labels, annotations, owner references and creation and deletion timestamps.
+func slimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		Generation: m.Generation, Labels: m.Labels, Annotations: m.Annotations,
+		OwnerReferences: m.OwnerReferences, CreationTimestamp: m.CreationTimestamp,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}
 }
 
 // slimPodSpec keeps of a pod's (or a pod template's) spec what SlimPod says: hostNetwork and the

@@ -53,14 +53,10 @@ func SlimWorkload(obj any) (any, error) {
 	return obj, nil
 }
 
-// slimWorkloadMeta keeps of a workload's metadata what SlimWorkload says.
+// slimWorkloadMeta keeps of a workload's metadata what slimMeta keeps, without kubectl's
+// last-applied-configuration annotation, and FieldOwner's managedFields entries.
 func slimWorkloadMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
-	out := metav1.ObjectMeta{
-		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
-		Generation: m.Generation, Labels: m.Labels, Annotations: m.Annotations,
-		OwnerReferences: m.OwnerReferences, CreationTimestamp: m.CreationTimestamp,
-		DeletionTimestamp: m.DeletionTimestamp,
-	}
+	out := slimMeta(m)
 	if _, ok := m.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
 		out.Annotations = make(map[string]string, len(m.Annotations)-1)
 		for k, v := range m.Annotations {
