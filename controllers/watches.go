@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
+	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 	"github.com/proberedirect/probe-redirect-operator/internal/unhealthy"
 )
 
@@ -59,48 +60,50 @@ type CacheScope struct {
 }
 
 // CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all
-// Events); every kind without managedFields; Pods cut to what the decision
-// reads (SlimPod), and Deployments, StatefulSets and DaemonSets likewise (SlimWorkload, which
-// keeps the operator's own managedFields entries: they tell whether the operator or a person
-// wrote the redirect annotation). With WatchNamespaces, every namespaced kind is limited to them,
+// Events); every kind without managedFields; Pods cut to what the decision reads (SlimPod), and
+// the kinds of plan.WorkloadKinds likewise (SlimWorkload, which keeps the operator's own
+// managedFields entries: they tell whether the operator or a person wrote the redirect
+// annotation). With WatchNamespaces, every namespaced kind is limited to them,
 // except what s says is read outside them. Namespaces and Kuma's Meshes, being cluster-scoped,
 // are cached in every namespace.
 func CacheOptions(s CacheScope) cache.Options {
 	o := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Event{}: {
-				Field:     fields.OneTermEqualSelector("reason", unhealthy.Reason),
-				Transform: cache.TransformStripManagedFields(),
-			},
-			&corev1.Pod{}:         {Transform: SlimPod},
-			&appsv1.StatefulSet{}: {Transform: SlimWorkload},
-			&appsv1.DaemonSet{}:   {Transform: SlimWorkload},
+			&corev1.Event{}: {Field: fields.OneTermEqualSelector("reason", unhealthy.Reason)},
+			&corev1.Pod{}:   {Transform: SlimPod},
 		},
-		// Every other kind (policies, Namespaces, the meshes' policies) is cached without
+		// Every other kind (Events, policies, Namespaces, the meshes' policies) is cached without
 		// managedFields, which nothing reads there (a policy's status ones grow with its
 		// workloads). A default rather than an entry per kind: an entry for the policy's own kind
 		// would make the manager look up its REST mapping when it is made, and refuse to start
 		// before the CRD is installed.
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
-	deployments := cache.ByObject{Transform: SlimWorkload}
-	if len(s.WatchNamespaces) == 0 {
-		o.ByObject[&appsv1.Deployment{}] = deployments
-		return o
-	}
-	o.DefaultNamespaces = map[string]cache.Config{}
-	for _, ns := range s.WatchNamespaces {
-		o.DefaultNamespaces[ns] = cache.Config{}
-	}
 	with := func(extra string) map[string]cache.Config {
+		if len(s.WatchNamespaces) == 0 {
+			return nil // every namespace
+		}
 		out := map[string]cache.Config{extra: {}}
 		for _, ns := range s.WatchNamespaces {
 			out[ns] = cache.Config{}
 		}
 		return out
 	}
-	deployments.Namespaces = with(s.RootNamespace)
-	o.ByObject[&appsv1.Deployment{}] = deployments
+	for i := range plan.WorkloadKinds {
+		obj := plan.WorkloadKinds[i].NewObject()
+		by := cache.ByObject{Transform: SlimWorkload}
+		if _, ok := obj.(*appsv1.Deployment); ok {
+			by.Namespaces = with(s.RootNamespace) // istiod's, for the Istio version
+		}
+		o.ByObject[obj] = by
+	}
+	if len(s.WatchNamespaces) == 0 {
+		return o
+	}
+	o.DefaultNamespaces = map[string]cache.Config{}
+	for _, ns := range s.WatchNamespaces {
+		o.DefaultNamespaces[ns] = cache.Config{}
+	}
 	if s.PeerAuthenticationServed {
 		o.ByObject[&securityv1.PeerAuthentication{}] = cache.ByObject{Namespaces: with(s.RootNamespace)}
 	}

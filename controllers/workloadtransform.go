@@ -26,11 +26,11 @@ import (
 // the decision, the rollout judgement and the Istio version read, and drops the rest, so that
 // the cache of a cluster's workloads costs a fraction of their size. Kept: the identity and
 // metadata (name, namespace, UID, resourceVersion, generation, labels, owner references, creation
-// and deletion timestamps), the annotations except kubectl's last-applied-configuration (a copy of the whole object), the
-// managedFields entries of FieldOwner only (managesRewriteAnnotation reads no other), spec.replicas,
-// the selector, the update strategy and paused, the pod template's labels and annotations and its
-// spec cut as SlimPod cuts a pod's, and the whole status (the rollout's progress). Any other object
-// passes unchanged. TestSlimWorkloadKeepsEveryDecision checks that the decision and the rollout
+// and deletion timestamps), the annotations except kubectl's last-applied-configuration (a copy
+// of the whole object), the managedFields entries of FieldOwner only (managesRewriteAnnotation
+// reads no other), spec.replicas, the selector, the update strategy and paused, the pod
+// template's labels and annotations and its spec cut as SlimPod cuts a pod's, and the whole status
+// (the rollout's progress). Any other object passes unchanged. TestSlimWorkloadKeepsEveryDecision checks that the decision and the rollout
 // progress are the same on slim workloads as on whole ones.
 func SlimWorkload(obj any) (any, error) {
 	switch w := obj.(type) {
