@@ -161,15 +161,7 @@ func (r *results) print(out io.Writer) {
 		tw.printf("%s\t%s\t%s\t%s\t%s\t%s\n", f.Scenario, f.Name, f.value(), dash(f.Baseline), dash(f.Target), f.met())
 	}
 	_ = table.Flush()
-	met, targets := 0, 0
-	for _, f := range r.Figures {
-		if f.Met != nil {
-			targets++
-			if *f.Met {
-				met++
-			}
-		}
-	}
+	met, targets := r.targetsMet()
 	w.printf("\n%d of %d targets met. Notes:\n", met, targets)
 	for _, f := range r.Figures {
 		if f.Note != "" {
@@ -185,6 +177,19 @@ func (r *results) print(out io.Writer) {
 		w.printf("FAILED: %s\n", f)
 	}
 	w.printf("run took %.0f s\n", r.Seconds)
+}
+
+// targetsMet counts the figures that have a target, and those of them met.
+func (r *results) targetsMet() (met, targets int) {
+	for _, f := range r.Figures {
+		if f.Met != nil {
+			targets++
+			if *f.Met {
+				met++
+			}
+		}
+	}
+	return met, targets
 }
 
 // errWriter is a writer for the report whose write errors are ignored (stdout).
@@ -246,16 +251,10 @@ func (r *results) markdown(out io.Writer) {
 	w.printf("- **API counting**: %s\n", r.Setup.APICounting)
 	w.printf("- **Run time**: %.0f s\n\n", r.Seconds)
 	w.printf("| # | figure | value | baseline (same run) | target | met |\n|---|---|---|---|---|---|\n")
-	met, targets := 0, 0
 	for _, f := range r.Figures {
 		w.printf("| %s | %s | %s | %s | %s | %s |\n", f.Scenario, cell(f.Name), f.value(), cell(dash(f.Baseline)), cell(dash(f.Target)), f.met())
-		if f.Met != nil {
-			targets++
-			if *f.Met {
-				met++
-			}
-		}
 	}
+	met, targets := r.targetsMet()
 	w.printf("\n%d of %d targets met.\n\nNotes:\n\n", met, targets)
 	for _, f := range r.Figures {
 		if f.Note != "" {
