@@ -60,17 +60,18 @@ type CacheScope struct {
 }
 
 // CacheOptions restricts what the manager caches: only kubelet Unhealthy events (never all
-// Events); every kind without managedFields; Pods cut to what the decision reads (SlimPod), and
-// the kinds of plan.WorkloadKinds likewise (SlimWorkload, which keeps the operator's own
+// Events); every kind without managedFields; Pods cut to what the decision reads (SlimPod), the
+// kinds of plan.WorkloadKinds likewise (SlimWorkload, which keeps the operator's own
 // managedFields entries: they tell whether the operator or a person wrote the redirect
-// annotation). With WatchNamespaces, every namespaced kind is limited to them,
+// annotation), and Events too (SlimEvent); those three are then held as compact.Objects
+// (Compacted), a fraction of a typed object's size, which the cache's Get and List decode. With WatchNamespaces, every namespaced kind is limited to them,
 // except what s says is read outside them. Namespaces and Kuma's Meshes, being cluster-scoped,
 // are cached in every namespace.
 func CacheOptions(s CacheScope) cache.Options {
 	o := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Event{}: {Field: fields.OneTermEqualSelector("reason", unhealthy.Reason)},
-			&corev1.Pod{}:   {Transform: SlimPod},
+			&corev1.Event{}: {Field: fields.OneTermEqualSelector("reason", unhealthy.Reason), Transform: Compacted(SlimEvent)},
+			&corev1.Pod{}:   {Transform: Compacted(SlimPod)},
 		},
 		// Every other kind (Events, policies, Namespaces, the meshes' policies) is cached without
 		// managedFields, which nothing reads there (a policy's status ones grow with its
@@ -91,7 +92,7 @@ func CacheOptions(s CacheScope) cache.Options {
 	}
 	for i := range plan.WorkloadKinds {
 		obj := plan.WorkloadKinds[i].NewObject()
-		by := cache.ByObject{Transform: SlimWorkload}
+		by := cache.ByObject{Transform: Compacted(SlimWorkload)}
 		if _, ok := obj.(*appsv1.Deployment); ok {
 			by.Namespaces = with(s.RootNamespace) // istiod's, for the Istio version
 		}
@@ -264,7 +265,7 @@ var specOrLifecycleChanged = predicate.Funcs{
 // unhealthyEvents passes only kubelet Unhealthy events about pods.
 func unhealthyEvents() builder.WatchesOption {
 	return builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
-		e, ok := obj.(*corev1.Event)
+		e, ok := typedObject(obj).(*corev1.Event)
 		return ok && e.Reason == unhealthy.Reason && e.InvolvedObject.Kind == "Pod"
 	}))
 }
