@@ -38,13 +38,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/proberedirect/probe-redirect-operator/api/v1alpha1"
 	"github.com/proberedirect/probe-redirect-operator/controllers"
 	istiomesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/istio"
 	kumamesh "github.com/proberedirect/probe-redirect-operator/internal/mesh/kuma"
+	"github.com/proberedirect/probe-redirect-operator/internal/metricsauth"
 	"github.com/proberedirect/probe-redirect-operator/internal/plan"
 )
 
@@ -58,11 +58,11 @@ func init() {
 
 // options are the manager's command-line flags.
 type options struct {
-	metricsAddr, probeAddr, rootNamespace, kumaSystemNamespace, leaderElectionNamespace, watchNamespaces string
-	secureMetrics, enableHTTP2, leaderElect                                                              bool
-	statusPort, concurrency                                                                              int
-	unhealthyWindow, eventCoalesce                                                                       time.Duration
-	zap                                                                                                  zap.Options
+	metricsAddr, probeAddr, pprofAddr, rootNamespace, kumaSystemNamespace, leaderElectionNamespace, watchNamespaces string
+	secureMetrics, enableHTTP2, leaderElect                                                                         bool
+	statusPort, concurrency                                                                                         int
+	unhealthyWindow, eventCoalesce                                                                                  time.Duration
+	zap                                                                                                             zap.Options
 }
 
 // parseFlags reads the command line.
@@ -70,6 +70,7 @@ func parseFlags() options {
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness endpoints bind to.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address Go's profiling endpoints (/debug/pprof) bind to, e.g. 127.0.0.1:8082; empty turns them off. Unauthenticated: bind it to loopback.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's own namespace when run in a cluster.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind authentication and authorization.")
@@ -97,7 +98,7 @@ func metricsOptions(o options) metricsserver.Options {
 	}
 	m := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
 	if o.secureMetrics {
-		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+		m.FilterProvider = metricsauth.FilterProvider
 	}
 	return m
 }
@@ -125,6 +126,7 @@ func run(o options) error {
 		Scheme:                        scheme,
 		Metrics:                       metricsOptions(o),
 		HealthProbeBindAddress:        o.probeAddr,
+		PprofBindAddress:              o.pprofAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "probe-redirect-operator.proberedirect.io",
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
