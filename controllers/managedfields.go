@@ -36,6 +36,15 @@ var redirectAnnotationPaths = []fieldpath.Path{
 // structured-merge-diff's own parser, the one the API server writes them with; an entry that does
 // not parse owns nothing.
 func managesRewriteAnnotation(obj metav1.Object, fieldManager string) bool {
+	return ownedRedirectAnnotations(obj, fieldManager) != nil
+}
+
+// ownedRedirectAnnotations returns, as a FieldsV1 document, the redirect annotations of
+// redirectAnnotationPaths that fieldManager owns according to obj's managedFields; nil for none.
+// The same annotations give the same document, so SlimWorkload keeps this one entry in place of
+// the operator's own, whose timestamps and other fields differ in every workload.
+func ownedRedirectAnnotations(obj metav1.Object, fieldManager string) *metav1.FieldsV1 {
+	owned := &fieldpath.Set{}
 	for _, entry := range obj.GetManagedFields() {
 		if entry.Manager != fieldManager || entry.FieldsV1 == nil {
 			continue
@@ -46,9 +55,16 @@ func managesRewriteAnnotation(obj metav1.Object, fieldManager string) bool {
 		}
 		for _, path := range redirectAnnotationPaths {
 			if set.Has(path) {
-				return true
+				owned.Insert(path)
 			}
 		}
 	}
-	return false
+	if owned.Empty() {
+		return nil
+	}
+	doc, err := owned.ToJSON()
+	if err != nil {
+		return nil
+	}
+	return &metav1.FieldsV1{Raw: doc}
 }

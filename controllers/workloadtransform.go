@@ -38,19 +38,55 @@ func SlimWorkload(obj any) (any, error) {
 		return &appsv1.Deployment{TypeMeta: w.TypeMeta, ObjectMeta: slimWorkloadMeta(&w.ObjectMeta),
 			Spec: appsv1.DeploymentSpec{Replicas: w.Spec.Replicas, Selector: w.Spec.Selector, Paused: w.Spec.Paused,
 				Strategy: w.Spec.Strategy, Template: slimTemplate(&w.Spec.Template)},
-			Status: w.Status}, nil
+			Status: slimDeploymentStatus(w.Status)}, nil
 	case *appsv1.StatefulSet:
 		return &appsv1.StatefulSet{TypeMeta: w.TypeMeta, ObjectMeta: slimWorkloadMeta(&w.ObjectMeta),
 			Spec: appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas, Selector: w.Spec.Selector,
 				UpdateStrategy: w.Spec.UpdateStrategy, Template: slimTemplate(&w.Spec.Template)},
-			Status: w.Status}, nil
+			Status: slimStatefulSetStatus(w.Status)}, nil
 	case *appsv1.DaemonSet:
 		return &appsv1.DaemonSet{TypeMeta: w.TypeMeta, ObjectMeta: slimWorkloadMeta(&w.ObjectMeta),
 			Spec: appsv1.DaemonSetSpec{Selector: w.Spec.Selector, UpdateStrategy: w.Spec.UpdateStrategy,
 				Template: slimTemplate(&w.Spec.Template)},
-			Status: w.Status}, nil
+			Status: slimDaemonSetStatus(w.Status)}, nil
 	}
 	return obj, nil
+}
+
+// slimDeploymentStatus keeps the status but, of its conditions, only the type, status and reason:
+// the rollout judgement (rollout.DeploymentProgress, kubectl's rules) reads the Progressing
+// condition's reason, and nothing reads the messages and times, which differ in every workload.
+func slimDeploymentStatus(s appsv1.DeploymentStatus) appsv1.DeploymentStatus {
+	s.Conditions = slimConditions(s.Conditions, func(c appsv1.DeploymentCondition) appsv1.DeploymentCondition {
+		return appsv1.DeploymentCondition{Type: c.Type, Status: c.Status, Reason: c.Reason}
+	})
+	return s
+}
+
+// slimStatefulSetStatus and slimDaemonSetStatus do what slimDeploymentStatus does.
+func slimStatefulSetStatus(s appsv1.StatefulSetStatus) appsv1.StatefulSetStatus {
+	s.Conditions = slimConditions(s.Conditions, func(c appsv1.StatefulSetCondition) appsv1.StatefulSetCondition {
+		return appsv1.StatefulSetCondition{Type: c.Type, Status: c.Status, Reason: c.Reason}
+	})
+	return s
+}
+
+func slimDaemonSetStatus(s appsv1.DaemonSetStatus) appsv1.DaemonSetStatus {
+	s.Conditions = slimConditions(s.Conditions, func(c appsv1.DaemonSetCondition) appsv1.DaemonSetCondition {
+		return appsv1.DaemonSetCondition{Type: c.Type, Status: c.Status, Reason: c.Reason}
+	})
+	return s
+}
+
+func slimConditions[C any](in []C, slim func(C) C) []C {
+	if in == nil {
+		return nil
+	}
+	out := make([]C, len(in))
+	for i, c := range in {
+		out[i] = slim(c)
+	}
+	return out
 }
 
 // slimWorkloadMeta keeps of a workload's metadata what slimMeta keeps, without kubectl's
@@ -65,10 +101,9 @@ func slimWorkloadMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 			}
 		}
 	}
-	for _, e := range m.ManagedFields {
-		if e.Manager == FieldOwner {
-			out.ManagedFields = append(out.ManagedFields, e)
-		}
+	if owned := ownedRedirectAnnotations(m, FieldOwner); owned != nil {
+		out.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply,
+			FieldsType: "FieldsV1", FieldsV1: owned}}
 	}
 	return out
 }

@@ -62,7 +62,8 @@ func fixtureWorkloads(t *testing.T) []client.Object {
 			Selector: &metav1.LabelSelector{MatchLabels: template.Labels}, Template: template, ProgressDeadlineSeconds: ptr.To(int32(600)),
 			RevisionHistoryLimit: ptr.To(int32(10))},
 			Status: appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: 3, UpdatedReplicas: int32(1 + i%3), AvailableReplicas: int32(i % 4),
-				Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: []string{"NewReplicaSetAvailable", "ProgressDeadlineExceeded", "ReplicaSetUpdated"}[i%3]}}}}
+				Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: []string{"NewReplicaSetAvailable", "ProgressDeadlineExceeded", "ReplicaSetUpdated"}[i%3],
+					Message: fmt.Sprintf(`ReplicaSet "d-%d-5d8f7c9b4" is progressing.`, i), LastUpdateTime: metav1.Unix(1767225600, 0), LastTransitionTime: metav1.Unix(1767225500, 0)}}}}
 		s := &appsv1.StatefulSet{ObjectMeta: meta("s"), Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(int32(2)), ServiceName: "svc",
 			Selector: &metav1.LabelSelector{MatchLabels: template.Labels}, Template: template,
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}},
@@ -144,6 +145,12 @@ func TestSlimWorkloadKeepsEveryDecision(t *testing.T) {
 		g.Expect(slim[i].GetAnnotations()).To(HaveKeyWithValue("note", "kept"))
 		for _, e := range slim[i].GetManagedFields() {
 			g.Expect(e.Manager).To(Equal(controllers.FieldOwner))
+		}
+		if d, ok := slim[i].(*appsv1.Deployment); ok {
+			for _, c := range d.Status.Conditions {
+				g.Expect(c.Message).To(BeEmpty())
+				g.Expect(c.LastUpdateTime.IsZero()).To(BeTrue())
+			}
 		}
 	}
 	g.Expect(slimSize).To(BeNumerically("<", wholeSize))

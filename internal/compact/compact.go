@@ -45,9 +45,9 @@ type message interface {
 type kind struct {
 	name      string
 	newObject func() message
-	// split moves what many objects of the kind hold alike out of obj, into pods: at metaPart the
-	// metadata that all pods of a ReplicaSet share (labels, annotations, owners, finalizers), at
-	// specPart a pod spec (a pod's, or a workload's pod template's). A part a kind does not share
+	// split moves what many objects of the kind hold alike out of obj, into pods: at metaPart
+	// metadata (what all pods of a ReplicaSet share: labels, annotations, owners, finalizers; a
+	// workload's managedFields), at specPart a pod spec (a pod's, or a workload's pod template's). A part a kind does not share
 	// is nil; split is nil for a kind whose objects share nothing. join puts the parts back.
 	split func(obj message) [parts]*corev1.Pod
 	join  func(obj message, shared [parts]*corev1.Pod)
@@ -105,19 +105,30 @@ var (
 	eventKind = &kind{name: "Event", newObject: func() message { return &corev1.Event{} }}
 )
 
-// splitTemplate shares a workload's pod spec: workloads made from one chart or manifest differ in
-// their names and labels, rarely in their containers.
+// splitTemplate shares a workload's pod spec, and its managedFields: workloads made from one chart
+// or manifest differ in their names and labels, rarely in their containers, and the operator's
+// cache keeps one canonical managedFields entry (controllers.SlimWorkload).
 func splitTemplate(spec func(message) *corev1.PodSpec) func(message) [parts]*corev1.Pod {
 	return func(obj message) [parts]*corev1.Pod {
+		var shared [parts]*corev1.Pod
+		if fields := obj.GetManagedFields(); fields != nil {
+			shared[metaPart] = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{ManagedFields: fields}}
+			obj.SetManagedFields(nil)
+		}
 		s := spec(obj)
-		shared := &corev1.Pod{Spec: *s}
+		shared[specPart] = &corev1.Pod{Spec: *s}
 		*s = corev1.PodSpec{}
-		return [parts]*corev1.Pod{specPart: shared}
+		return shared
 	}
 }
 
 func joinTemplate(spec func(message) *corev1.PodSpec) func(message, [parts]*corev1.Pod) {
-	return func(obj message, shared [parts]*corev1.Pod) { *spec(obj) = shared[specPart].Spec }
+	return func(obj message, shared [parts]*corev1.Pod) {
+		if fields := shared[metaPart].ManagedFields; fields != nil {
+			obj.SetManagedFields(fields)
+		}
+		*spec(obj) = shared[specPart].Spec
+	}
 }
 
 // kindOf returns how obj's kind is held, or nil for a kind this package does not hold.
