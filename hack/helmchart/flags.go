@@ -109,6 +109,8 @@ var exposedFlags = []flagSpec{
 // notExposed are flags the chart deliberately leaves out, with the reason.
 var notExposed = map[string]string{
 	"kubeconfig": "in a cluster the manager uses its service account",
+	"pprof-bind-address": "Go's profiling endpoints are unauthenticated: they are for a manager run by hand on loopback " +
+		"(make bench saves heap profiles through them), not for an installed Deployment",
 	"watch-namespaces": "the chart installs cluster-wide with ClusterRoles; namespace-scoped installs go through OLM " +
 		"(olm.targetNamespaces, projected into WATCH_NAMESPACES), which grants Roles per target namespace",
 }

@@ -193,7 +193,9 @@ func installCRD(ctx context.Context, c *localcluster.Cluster, path string) error
 type operator struct {
 	*localcluster.Operator
 	metricsURL string
-	log        string
+	// pprofURL is the operator's /debug/pprof endpoint (--pprof-bind-address).
+	pprofURL string
+	log      string
 }
 
 // startOperator runs bin/manager as the installer's ServiceAccount with the installed defaults
@@ -208,14 +210,18 @@ func startOperator(ctx context.Context, manager string, id *identity, logPath st
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	op, err := localcluster.StartOperator(manager, logPath, localcluster.WorkersStarted,
-		"--kubeconfig="+kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0")
+	pprofPort, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	return &operator{Operator: op, metricsURL: "http://" + addr + "/metrics", log: logPath}, nil
+	addr, pprofAddr := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", pprofPort)
+	op, err := localcluster.StartOperator(manager, logPath, localcluster.WorkersStarted,
+		"--kubeconfig="+kubeconfig, "--leader-elect=false",
+		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr)
+	if err != nil {
+		return nil, err
+	}
+	return &operator{Operator: op, metricsURL: "http://" + addr + "/metrics", pprofURL: "http://" + pprofAddr + "/debug/pprof", log: logPath}, nil
 }
 
 func freePort() (int, error) {

@@ -238,6 +238,30 @@ func rss(pid int) (float64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
+// rssParts reads the two parts of pid's resident set now, in MiB: RssFile, the pages of files it
+// maps (its own binary's, mostly), and RssAnon, its anonymous memory (the Go heap, stacks and
+// runtime).
+func rssParts(pid int) (file, anon float64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(fields[1], 64)
+		switch fields[0] {
+		case "RssFile:":
+			file = kb / 1024
+		case "RssAnon:":
+			anon = kb / 1024
+		}
+	}
+	return file, anon, nil
+}
+
 // currentRSS reads VmRSS, the resident set size of pid now, in MiB.
 func currentRSS(pid int) (float64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -6,9 +6,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -105,6 +108,8 @@ func (b *bench) scenarioMemory(ctx context.Context) {
 	}
 	logf("[3] memory: %d policies Ready after %s; operator RSS %.1f MiB (peak %.1f MiB); cluster holds %s",
 		p.MemNamespaces, converged.Round(100*time.Millisecond), after, peak, counts)
+	parts := b.memoryParts(b.op, "operator-heap-after-convergence.pprof")
+	logf("[3] memory: the operator's RSS is %s", parts)
 
 	basePeak, baseNow, err := b.cacheBaseline(ctx)
 	if err != nil {
@@ -117,10 +122,46 @@ func (b *bench) scenarioMemory(ctx context.Context) {
 		Baseline: fmt.Sprintf("controller-runtime default cache %.1f MiB (peak %.1f)", baseNow, basePeak), BaselineValue: ptr(baseNow),
 		Target: "<= 80 MiB", Met: ptr(after <= 80),
 		Note: fmt.Sprintf("the operator has run every scenario before; VmRSS 5 s after %d policies (of %d Deployments, with %d Events added, %d of them Unhealthy) were Ready; the cluster holds %s; "+
-			"the issue's size is 10,000 workloads, 20,000 pods, 50,000 Events in 500 namespaces", p.MemNamespaces, p.MemNamespaces*p.MemWorkloads,
-			p.MemEvents, unhealthy, counts)})
+			"the issue's size is 10,000 workloads, 20,000 pods, 50,000 Events in 500 namespaces; the RSS is %s", p.MemNamespaces, p.MemNamespaces*p.MemWorkloads,
+			p.MemEvents, unhealthy, counts, parts)})
 	b.add(figure{Scenario: "3", Name: "memory: operator peak RSS while converging", Value: peak, Unit: "MiB",
 		Baseline: fmt.Sprintf("controller-runtime default cache peak %.1f MiB", basePeak), BaselineValue: ptr(basePeak)})
+}
+
+// memoryParts says what an operator's RSS is made of: its file-backed and anonymous pages, and of
+// the Go heap what is in use and what the live objects took at the last collection (its metrics).
+// It saves a heap profile as name in the cluster's logs folder, for `go tool pprof`.
+func (b *bench) memoryParts(op *operator, name string) string {
+	file, anon, err := rssParts(op.Pid())
+	if err != nil {
+		return fmt.Sprintf("unknown (%v)", err)
+	}
+	out := fmt.Sprintf("%.1f MiB file-backed (the binary) + %.1f MiB anonymous", file, anon)
+	if m, err := scrape(op.metricsURL); err == nil {
+		out += fmt.Sprintf("; Go heap in use %.1f MiB, next GC at %.1f MiB", m.sum("go_memstats_heap_inuse_bytes")/(1<<20), m.sum("go_memstats_next_gc_bytes")/(1<<20))
+	}
+	path := filepath.Join(b.cluster.Dir, "logs", name)
+	if err := download(op.pprofURL+"/heap", path); err == nil {
+		logf("heap profile of the operator: %s (go tool pprof -sample_index=inuse_space %s)", path, path)
+	}
+	return out
+}
+
+// download writes what url answers to path.
+func download(url, path string) error {
+	resp, err := http.Get(url) //nolint:gosec // the operator's own loopback pprof endpoint
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 // clusterCounts says how many objects of the cached kinds the cluster holds.
