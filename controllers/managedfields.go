@@ -66,5 +66,5 @@ func ownedRedirectAnnotations(obj metav1.Object, fieldManager string) *metav1.Fi
 	if err != nil {
 		return nil
 	}
-	return &metav1.FieldsV1{Raw: doc}
+	return metav1.NewFieldsV1(string(doc))
 }
