@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -93,7 +94,15 @@ func init() {
 // reason changes.
 type exported struct {
 	pending    int32
-	conditions map[string]prometheus.Labels
+	conditions []conditionSeries
+}
+
+// conditionSeries names one series of proberedirect_policy_condition of a policy; kept as three
+// strings, not as its label map, since the operator keeps one for each condition of every policy.
+type conditionSeries struct{ conditionType, status, reason string }
+
+func (c conditionSeries) labels(p types.NamespacedName) prometheus.Labels {
+	return prometheus.Labels{"namespace": p.Namespace, "policy": p.Name, "type": c.conditionType, "status": c.status, "reason": c.reason}
 }
 
 var (
@@ -133,23 +142,22 @@ func recordMetrics(p *v1alpha1.ProbeRedirectPolicy, outcome plan.Outcome, now ti
 	if !seen || previous.pending != summary.PendingProbes {
 		pendingProbesChanged.With(labels).Set(float64(now.Unix()))
 	}
-	exportedFor[key] = exported{pending: summary.PendingProbes, conditions: recordConditions(p, outcome, previous.conditions)}
+	exportedFor[key] = exported{pending: summary.PendingProbes, conditions: recordConditions(key, outcome, previous.conditions)}
 }
 
 // recordConditions sets the series of each of the operator's conditions in the outcome and then
 // deletes the ones previously set that no longer hold, so that no scrape sees a condition type
-// without a series. It returns the series now set, by condition type.
-func recordConditions(p *v1alpha1.ProbeRedirectPolicy, outcome plan.Outcome, previous map[string]prometheus.Labels) map[string]prometheus.Labels {
-	current := map[string]prometheus.Labels{}
+// without a series. It returns the series now set.
+func recordConditions(policy types.NamespacedName, outcome plan.Outcome, previous []conditionSeries) []conditionSeries {
+	var current []conditionSeries
 	for _, c := range plan.OwnConditions(outcome.Status.Conditions) {
-		labels := prometheus.Labels{"namespace": p.Namespace, "policy": p.Name,
-			"type": c.Type, "status": string(c.Status), "reason": c.Reason}
-		policyCondition.With(labels).Set(1)
-		current[c.Type] = labels
+		series := conditionSeries{conditionType: c.Type, status: string(c.Status), reason: c.Reason}
+		policyCondition.With(series.labels(policy)).Set(1)
+		current = append(current, series)
 	}
-	for kind, labels := range previous {
-		if now, ok := current[kind]; !ok || now["status"] != labels["status"] || now["reason"] != labels["reason"] {
-			policyCondition.Delete(labels)
+	for _, old := range previous {
+		if !slices.Contains(current, old) {
+			policyCondition.Delete(old.labels(policy))
 		}
 	}
 	return current

@@ -46,8 +46,9 @@ type kind struct {
 	name      string
 	newObject func() message
 	// split moves what many objects of the kind hold alike out of obj, into pods: at metaPart
-	// metadata (what all pods of a ReplicaSet share: labels, annotations, owners, finalizers; a
-	// workload's managedFields), at specPart a pod spec (a pod's, or a workload's pod template's). A part a kind does not share
+	// metadata (what all pods of a ReplicaSet share: labels, owners, finalizers; a workload's
+	// managedFields), at specPart a pod spec (a pod's with its annotations, or a workload's pod
+	// template's). A part a kind does not share
 	// is nil; split is nil for a kind whose objects share nothing. join puts the parts back.
 	split func(obj message) [parts]*corev1.Pod
 	join  func(obj message, shared [parts]*corev1.Pod)
@@ -74,20 +75,20 @@ func (k *kind) emptyEncoding() string {
 
 var (
 	podKind = &kind{name: "Pod", newObject: func() message { return &corev1.Pod{} },
-		// Every pod of a ReplicaSet (or of a StatefulSet's revision) has the same metadata but for
-		// its identity, and pods made from the same containers have the same spec.
+		// Every pod of a ReplicaSet (or of a StatefulSet's revision) has the same labels, owner and
+		// finalizers; pods made from the same containers by the same injector have the same spec
+		// and annotations, whichever workload they belong to.
 		split: func(obj message) [parts]*corev1.Pod {
 			p := obj.(*corev1.Pod)
-			meta := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: p.Labels, Annotations: p.Annotations,
-				OwnerReferences: p.OwnerReferences, Finalizers: p.Finalizers}}
-			spec := &corev1.Pod{Spec: p.Spec}
+			meta := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: p.Labels, OwnerReferences: p.OwnerReferences, Finalizers: p.Finalizers}}
+			spec := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: p.Annotations}, Spec: p.Spec}
 			p.Labels, p.Annotations, p.OwnerReferences, p.Finalizers, p.Spec = nil, nil, nil, nil, corev1.PodSpec{}
 			return [parts]*corev1.Pod{metaPart: meta, specPart: spec}
 		},
 		join: func(obj message, s [parts]*corev1.Pod) {
-			p, meta := obj.(*corev1.Pod), s[metaPart]
-			p.Labels, p.Annotations, p.OwnerReferences, p.Finalizers = meta.Labels, meta.Annotations, meta.OwnerReferences, meta.Finalizers
-			p.Spec = s[specPart].Spec
+			p, meta, spec := obj.(*corev1.Pod), s[metaPart], s[specPart]
+			p.Labels, p.OwnerReferences, p.Finalizers = meta.Labels, meta.OwnerReferences, meta.Finalizers
+			p.Annotations, p.Spec = spec.Annotations, spec.Spec
 		},
 	}
 	deploymentKind = &kind{name: "Deployment", newObject: func() message { return &appsv1.Deployment{} },

@@ -79,7 +79,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	b := &bench{p: p, root: root, work: work, manager: manager, res: &results{
+	b := &bench{p: p, root: root, work: work, manager: manager, outDir: filepath.Dir(out), res: &results{
 		Date: began.UTC(), Machine: readMachine(), Commit: commit(root), Scale: p.Scale, Params: p,
 	}}
 	b.res.Setup = setup{
@@ -120,8 +120,10 @@ func run() int {
 
 // bench holds one run.
 type bench struct {
-	p                    params
-	root, work, manager  string
+	p                   params
+	root, work, manager string
+	// outDir is where results.json goes, and the operator's heap profiles.
+	outDir               string
 	res                  *results
 	cluster              *localcluster.Cluster
 	cl                   client.Client

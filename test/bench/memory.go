@@ -130,7 +130,7 @@ func (b *bench) scenarioMemory(ctx context.Context) {
 
 // memoryParts says what an operator's RSS is made of: its file-backed and anonymous pages, and of
 // the Go heap what is in use and what the live objects took at the last collection (its metrics).
-// It saves a heap profile as name in the cluster's logs folder, for `go tool pprof`.
+// It saves a heap profile as name beside results.json, for `go tool pprof`.
 func (b *bench) memoryParts(op *operator, name string) string {
 	file, anon, err := rssParts(op.Pid())
 	if err != nil {
@@ -140,7 +140,7 @@ func (b *bench) memoryParts(op *operator, name string) string {
 	if m, err := scrape(op.metricsURL); err == nil {
 		out += fmt.Sprintf("; Go heap in use %.1f MiB, next GC at %.1f MiB", m.sum("go_memstats_heap_inuse_bytes")/(1<<20), m.sum("go_memstats_next_gc_bytes")/(1<<20))
 	}
-	path := filepath.Join(b.cluster.Dir, "logs", name)
+	path := filepath.Join(b.outDir, name)
 	if err := download(op.pprofURL+"/heap", path); err == nil {
 		logf("heap profile of the operator: %s (go tool pprof -sample_index=inuse_space %s)", path, path)
 	}
