@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -103,10 +104,21 @@ func metricsOptions(o options) metricsserver.Options {
 	return m
 }
 
+// defaultGCPercent is the garbage collector's target when the environment sets no GOGC: a
+// collection when the heap has grown by a quarter of what was live after the last one, where
+// Go's default (GOGC=100) waits until it has doubled. The operator's heap is mostly its cache,
+// long-lived, and it allocates little between reconciles, so collecting more often costs little
+// CPU (make bench reports it) and keeps its resident memory near its live objects. Prometheus
+// sets its own default (75) the same way. GOGC and GOMEMLIMIT in the environment win.
+const defaultGCPercent = 25
+
 func main() {
 	o := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	setupLog := ctrl.Log.WithName("setup")
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	if err := run(o); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)

@@ -17,7 +17,6 @@ limitations under the License.
 package controllers
 
 import (
-	"slices"
 	"sync"
 	"time"
 
@@ -32,145 +31,142 @@ import (
 // Metrics beyond controller-runtime's own, labelled by the policy's namespace and name. The
 // gauges mirror status.summary and status.conditions; the counters count the rollout Events the
 // operator records. The alerts in config/prometheus/rules.yaml are written over these.
+//
+// They are kept as a few numbers per policy and turned into series when Prometheus scrapes
+// (policyCollector, the const-metric collector pattern of client_golang): a GaugeVec keeps each
+// series with its label pairs and costs about a kilobyte per series, fourteen per policy.
 var (
 	policyLabels = []string{"namespace", "policy"}
 
-	selectedWorkloads = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "proberedirect_policy_selected_workloads",
-		Help: "Workloads the policy's selector matches.",
-	}, policyLabels)
-	rewrittenProbes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "proberedirect_policy_rewritten_probes",
-		Help: "Probes verified as rewritten on every current pod.",
-	}, policyLabels)
-	pendingProbes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "proberedirect_policy_pending_probes",
-		Help: "Probes that need redirecting and are not rewritten yet.",
-	}, policyLabels)
-	pendingProbesChanged = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "proberedirect_policy_pending_probes_last_change_timestamp_seconds",
-		Help: "Unix time at which this operator process saw the policy's pending probe count change, or first saw the policy.",
-	}, policyLabels)
-	unhealthyPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "proberedirect_policy_unhealthy_pods",
-		Help: "Pods of selected workloads with kubelet Unhealthy events within the window.",
-	}, policyLabels)
-	rolloutDeadline = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "proberedirect_policy_rollout_deadline_seconds",
-		Help: "How long one workload's rollout may take before it counts as failed (spec.rollout.progressDeadlineSeconds or its default).",
-	}, policyLabels)
-	// policyCondition follows kube-state-metrics' kube_<kind>_status_condition, with the reason
-	// as a label: one series per condition type, for its current status and reason.
-	policyCondition = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "proberedirect_policy_condition",
-		Help: "The policy's conditions: 1 for the current status and reason of each of the operator's condition types.",
-	}, []string{"namespace", "policy", "type", "status", "reason"})
-	rolloutsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "proberedirect_rollouts_started_total",
-		Help: "Rollouts the policy started by annotating a workload, or by removing its annotation on deletion.",
-	}, policyLabels)
-	rolloutsCompleted = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "proberedirect_rollouts_completed_total",
-		Help: "Rollouts started by the policy that completed.",
-	}, policyLabels)
-	rolloutsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "proberedirect_rollouts_failed_total",
-		Help: "Rollouts started by the policy that missed their deadline.",
-	}, policyLabels)
+	selectedWorkloadsDesc = prometheus.NewDesc("proberedirect_policy_selected_workloads",
+		"Workloads the policy's selector matches.", policyLabels, nil)
+	rewrittenProbesDesc = prometheus.NewDesc("proberedirect_policy_rewritten_probes",
+		"Probes verified as rewritten on every current pod.", policyLabels, nil)
+	pendingProbesDesc = prometheus.NewDesc("proberedirect_policy_pending_probes",
+		"Probes that need redirecting and are not rewritten yet.", policyLabels, nil)
+	pendingProbesChangedDesc = prometheus.NewDesc("proberedirect_policy_pending_probes_last_change_timestamp_seconds",
+		"Unix time at which this operator process saw the policy's pending probe count change, or first saw the policy.", policyLabels, nil)
+	unhealthyPodsDesc = prometheus.NewDesc("proberedirect_policy_unhealthy_pods",
+		"Pods of selected workloads with kubelet Unhealthy events within the window.", policyLabels, nil)
+	rolloutDeadlineDesc = prometheus.NewDesc("proberedirect_policy_rollout_deadline_seconds",
+		"How long one workload's rollout may take before it counts as failed (spec.rollout.progressDeadlineSeconds or its default).", policyLabels, nil)
+	// policyConditionDesc follows kube-state-metrics' kube_<kind>_status_condition, with the
+	// reason as a label: one series per condition type, for its current status and reason.
+	policyConditionDesc = prometheus.NewDesc("proberedirect_policy_condition",
+		"The policy's conditions: 1 for the current status and reason of each of the operator's condition types.",
+		[]string{"namespace", "policy", "type", "status", "reason"}, nil)
+	rolloutsStartedDesc = prometheus.NewDesc("proberedirect_rollouts_started_total",
+		"Rollouts the policy started by annotating a workload, or by removing its annotation on deletion.", policyLabels, nil)
+	rolloutsCompletedDesc = prometheus.NewDesc("proberedirect_rollouts_completed_total",
+		"Rollouts started by the policy that completed.", policyLabels, nil)
+	rolloutsFailedDesc = prometheus.NewDesc("proberedirect_rollouts_failed_total",
+		"Rollouts started by the policy that missed their deadline.", policyLabels, nil)
 
-	// policyVecs are the metrics with one series per policy, dropped together by forgetMetrics.
-	policyVecs = []*prometheus.MetricVec{selectedWorkloads.MetricVec, rewrittenProbes.MetricVec,
-		pendingProbes.MetricVec, pendingProbesChanged.MetricVec, unhealthyPods.MetricVec, rolloutDeadline.MetricVec,
-		rolloutsStarted.MetricVec, rolloutsCompleted.MetricVec, rolloutsFailed.MetricVec}
+	policies = &policyCollector{exported: map[types.NamespacedName]*exported{}}
 )
 
 func init() {
-	metrics.Registry.MustRegister(selectedWorkloads, rewrittenProbes, pendingProbes, pendingProbesChanged,
-		unhealthyPods, rolloutDeadline, policyCondition, rolloutsStarted, rolloutsCompleted, rolloutsFailed)
+	metrics.Registry.MustRegister(policies)
 }
 
-// exported is what recordMetrics last exported for one policy that it needs again: the
-// pending count, to see it change, and the condition series, to delete one when its status or
-// reason changes.
+// exported is what the operator exports of one policy.
 type exported struct {
-	pending    int32
-	conditions []conditionSeries
+	selected, rewritten, pending, unhealthy int32
+	// deadline is the rollout deadline in seconds; pendingChanged is when pending last changed,
+	// in Unix seconds.
+	deadline, pendingChanged float64
+	// started, completed and failed are the counters' values.
+	started, completed, failed float64
+	conditions                 []conditionSeries
 }
 
-// conditionSeries names one series of proberedirect_policy_condition of a policy; kept as three
-// strings, not as its label map, since the operator keeps one for each condition of every policy.
+// conditionSeries names one series of proberedirect_policy_condition of a policy.
 type conditionSeries struct{ conditionType, status, reason string }
 
-func (c conditionSeries) labels(p types.NamespacedName) prometheus.Labels {
-	return prometheus.Labels{"namespace": p.Namespace, "policy": p.Name, "type": c.conditionType, "status": c.status, "reason": c.reason}
+// policyCollector exports every policy's metrics at scrape time; reconciles of different
+// policies update it concurrently.
+type policyCollector struct {
+	mu       sync.Mutex
+	exported map[types.NamespacedName]*exported
 }
 
-var (
-	exportedMu sync.Mutex
-	// exportedFor is keyed by the policy; reconciles of different policies run concurrently.
-	exportedFor = map[types.NamespacedName]exported{}
-)
+var policyDescs = []*prometheus.Desc{selectedWorkloadsDesc, rewrittenProbesDesc, pendingProbesDesc, pendingProbesChangedDesc,
+	unhealthyPodsDesc, rolloutDeadlineDesc, policyConditionDesc, rolloutsStartedDesc, rolloutsCompletedDesc, rolloutsFailedDesc}
 
-// recordMetrics updates the policy's metrics from the outcome of one reconcile at now.
+// Describe sends the descriptors of every metric the collector exports.
+func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range policyDescs {
+		ch <- d
+	}
+}
+
+// Collect sends every policy's series.
+func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, e := range c.exported {
+		ns, name := key.Namespace, key.Name
+		for _, m := range []struct {
+			desc  *prometheus.Desc
+			kind  prometheus.ValueType
+			value float64
+		}{
+			{selectedWorkloadsDesc, prometheus.GaugeValue, float64(e.selected)},
+			{rewrittenProbesDesc, prometheus.GaugeValue, float64(e.rewritten)},
+			{pendingProbesDesc, prometheus.GaugeValue, float64(e.pending)},
+			{pendingProbesChangedDesc, prometheus.GaugeValue, e.pendingChanged},
+			{unhealthyPodsDesc, prometheus.GaugeValue, float64(e.unhealthy)},
+			{rolloutDeadlineDesc, prometheus.GaugeValue, e.deadline},
+			{rolloutsStartedDesc, prometheus.CounterValue, e.started},
+			{rolloutsCompletedDesc, prometheus.CounterValue, e.completed},
+			{rolloutsFailedDesc, prometheus.CounterValue, e.failed},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value, ns, name)
+		}
+		for _, cs := range e.conditions {
+			ch <- prometheus.MustNewConstMetric(policyConditionDesc, prometheus.GaugeValue, 1, ns, name, cs.conditionType, cs.status, cs.reason)
+		}
+	}
+}
+
+// recordMetrics updates the policy's metrics from the outcome of one reconcile at now. The
+// counters exist from the first reconcile on, at 0, so that increase() sees the first rollout
+// that fails; a condition has one series, for its current status and reason.
 func recordMetrics(p *v1alpha1.ProbeRedirectPolicy, outcome plan.Outcome, now time.Time) {
-	labels := prometheus.Labels{"namespace": p.Namespace, "policy": p.Name}
 	summary := outcome.Status.Summary
-	selectedWorkloads.With(labels).Set(float64(summary.SelectedWorkloads))
-	rewrittenProbes.With(labels).Set(float64(summary.RewrittenProbes))
-	pendingProbes.With(labels).Set(float64(summary.PendingProbes))
-	unhealthyPods.With(labels).Set(float64(summary.UnhealthyPods))
-	rolloutDeadline.With(labels).Set(plan.ProgressDeadline(p.Spec).Seconds())
-	// The counters exist from the first reconcile on, at 0, so that increase() sees the first
-	// rollout that fails.
-	started, completed, failed := rolloutsStarted.With(labels), rolloutsCompleted.With(labels), rolloutsFailed.With(labels)
-	for _, e := range outcome.Events {
-		switch e.Reason {
+	policies.mu.Lock()
+	defer policies.mu.Unlock()
+	key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+	e, seen := policies.exported[key]
+	if !seen {
+		e = &exported{}
+		policies.exported[key] = e
+	}
+	if !seen || e.pending != summary.PendingProbes {
+		e.pendingChanged = float64(now.Unix())
+	}
+	e.selected, e.rewritten, e.pending, e.unhealthy = summary.SelectedWorkloads, summary.RewrittenProbes, summary.PendingProbes, summary.UnhealthyPods
+	e.deadline = plan.ProgressDeadline(p.Spec).Seconds()
+	for _, ev := range outcome.Events {
+		switch ev.Reason {
 		case v1alpha1.EventRolloutStarted, v1alpha1.EventRestored:
 			// A restore starts a rollout too; its completion and failure are counted below.
-			started.Inc()
+			e.started++
 		case v1alpha1.EventRolloutComplete:
-			completed.Inc()
+			e.completed++
 		case v1alpha1.EventRolloutFailed:
-			failed.Inc()
+			e.failed++
 		}
 	}
-
-	exportedMu.Lock()
-	defer exportedMu.Unlock()
-	key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
-	previous, seen := exportedFor[key]
-	if !seen || previous.pending != summary.PendingProbes {
-		pendingProbesChanged.With(labels).Set(float64(now.Unix()))
-	}
-	exportedFor[key] = exported{pending: summary.PendingProbes, conditions: recordConditions(key, outcome, previous.conditions)}
-}
-
-// recordConditions sets the series of each of the operator's conditions in the outcome and then
-// deletes the ones previously set that no longer hold, so that no scrape sees a condition type
-// without a series. It returns the series now set.
-func recordConditions(policy types.NamespacedName, outcome plan.Outcome, previous []conditionSeries) []conditionSeries {
-	var current []conditionSeries
+	e.conditions = e.conditions[:0]
 	for _, c := range plan.OwnConditions(outcome.Status.Conditions) {
-		series := conditionSeries{conditionType: c.Type, status: string(c.Status), reason: c.Reason}
-		policyCondition.With(series.labels(policy)).Set(1)
-		current = append(current, series)
+		e.conditions = append(e.conditions, conditionSeries{conditionType: c.Type, status: string(c.Status), reason: c.Reason})
 	}
-	for _, old := range previous {
-		if !slices.Contains(current, old) {
-			policyCondition.Delete(old.labels(policy))
-		}
-	}
-	return current
 }
 
 // forgetMetrics drops a deleted policy's series.
 func forgetMetrics(namespace, name string) {
-	labels := prometheus.Labels{"namespace": namespace, "policy": name}
-	for _, v := range policyVecs {
-		v.Delete(labels)
-	}
-	policyCondition.DeletePartialMatch(labels)
-	exportedMu.Lock()
-	defer exportedMu.Unlock()
-	delete(exportedFor, types.NamespacedName{Namespace: namespace, Name: name})
+	policies.mu.Lock()
+	defer policies.mu.Unlock()
+	delete(policies.exported, types.NamespacedName{Namespace: namespace, Name: name})
 }

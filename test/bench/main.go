@@ -333,6 +333,9 @@ func (b *bench) rolloutFigures(began, end time.Time, before, after metrics, maxI
 	b.add(figure{Scenario: "1", Name: "rollouts in flight at most (operator)", Value: float64(maxInFlight),
 		Target: fmt.Sprintf("<= maxConcurrent (%d)", p.MaxConcurrent), Met: ptr(maxInFlight <= p.MaxConcurrent)})
 	b.add(figure{Scenario: "1", Name: "operator peak RSS while converging", Value: peak, Unit: "MiB"})
+	b.add(figure{Scenario: "1", Name: "operator CPU while converging", Value: after.sum("process_cpu_seconds_total") - before.sum("process_cpu_seconds_total"), Unit: "s",
+		Note: fmt.Sprintf("process_cpu_seconds_total over the %.1f s; %d garbage collections (go_gc_duration_seconds_count)", end.Sub(began).Seconds(),
+			int(after.sum("go_gc_duration_seconds_count")-before.sum("go_gc_duration_seconds_count")))})
 
 	cost, err := readAudit(b.id.auditLog, b.id.user, began, end)
 	if err != nil {
