@@ -87,7 +87,7 @@ func run() int {
 		ReadyDelay: fmt.Sprintf("%s-%s", p.ReadyDelay, p.ReadyDelay+p.ReadyJitter),
 		Operator:   manager,
 		OperatorArgs: "as the installer's ServiceAccount (dist/install.yaml RBAC), --leader-elect=false, " +
-			"--metrics-bind-address=127.0.0.1:<port> --metrics-secure=false, defaults otherwise (--concurrency=2, --event-coalesce=2s)",
+			"--metrics-bind-address=127.0.0.1:<port> --metrics-secure=false, defaults otherwise (--concurrency=2, --event-coalesce=2s, GOGC 25 as the manager sets it when the environment has no GOGC)",
 		APICounting: "kube-apiserver audit log (audit.k8s.io/v1, Metadata level, ResponseComplete stage) of the requests " +
 			"made by the operator's ServiceAccount; watches are not counted; the operator's own client-go metrics " +
 			"(rest_client_requests_total on its metrics endpoint) are the cross-check",
