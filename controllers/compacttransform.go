@@ -17,6 +17,9 @@ limitations under the License.
 package controllers
 
 import (
+	"os"
+	"strconv"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -49,7 +52,15 @@ func SlimEvent(obj any) (any, error) {
 // SlimEvent) and then holds it as a compact.Object, which the cache's Get and List decode back
 // into the slim typed object. An object of a kind compact does not hold, or one compacted already
 // (a transform may see an object twice), passes as slim leaves it.
+//
+// With client-go's cache mutation detector on (KUBE_CACHE_MUTATION_DETECTOR=true, a debugging
+// aid), objects are only slimmed: the detector compares each cached object with its
+// DeepCopyObject, which for a compact.Object is the typed object it holds, and would report
+// every one as mutated (client-go tools/cache/mutation_detector.go).
 func Compacted(slim toolscache.TransformFunc) toolscache.TransformFunc {
+	if on, _ := strconv.ParseBool(os.Getenv("KUBE_CACHE_MUTATION_DETECTOR")); on {
+		return slim
+	}
 	return func(obj any) (any, error) {
 		out, err := slim(obj)
 		if err != nil {

@@ -50,7 +50,7 @@ func fixtureEvents() []client.Object {
 			Reason:         "Unhealthy", Type: corev1.EventTypeWarning, Count: int32(3 + i),
 			Message:        "Readiness probe failed: HTTP probe failed with statuscode: 503",
 			FirstTimestamp: at, LastTimestamp: metav1.NewTime(at.Add(time.Duration(i) * time.Minute)),
-			Source:         corev1.EventSource{Component: "kubelet", Host: "node-1"}, ReportingController: "kubelet", ReportingInstance: "node-1",
+			Source: corev1.EventSource{Component: "kubelet", Host: "node-1"}, ReportingController: "kubelet", ReportingInstance: "node-1",
 		}
 		if i == 2 {
 			e.Series = &corev1.EventSeries{Count: 12, LastObservedTime: metav1.NewMicroTime(at.Add(5 * time.Minute))}
@@ -146,4 +146,14 @@ func TestSlimEventKeepsTheReport(t *testing.T) {
 	out, err := controllers.SlimEvent(cm)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(out).To(BeIdenticalTo(runtime.Object(cm)))
+}
+
+// TestCompactedOnlySlimsUnderTheMutationDetector checks that with client-go's cache mutation
+// detector on, which compares a cached object with its DeepCopyObject, the cache holds slim typed
+// objects and no compact ones.
+func TestCompactedOnlySlimsUnderTheMutationDetector(t *testing.T) {
+	t.Setenv("KUBE_CACHE_MUTATION_DETECTOR", "true")
+	out, err := controllers.Compacted(controllers.SlimPod)(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}})
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	NewWithT(t).Expect(out).To(BeAssignableToTypeOf(&corev1.Pod{}))
 }

@@ -73,7 +73,7 @@ func CacheOptions(s CacheScope) cache.Options {
 			&corev1.Event{}: {Field: fields.OneTermEqualSelector("reason", unhealthy.Reason), Transform: Compacted(SlimEvent)},
 			&corev1.Pod{}:   {Transform: Compacted(SlimPod)},
 		},
-		// Every other kind (Events, policies, Namespaces, the meshes' policies) is cached without
+		// Every other kind (policies, Namespaces, the meshes' policies) is cached without
 		// managedFields, which nothing reads there (a policy's status ones grow with its
 		// workloads). A default rather than an entry per kind: an entry for the policy's own kind
 		// would make the manager look up its REST mapping when it is made, and refuse to start

@@ -47,8 +47,9 @@ type kind struct {
 	newObject func() message
 	// split moves what many objects of the kind hold alike out of obj, into pods: at metaPart
 	// metadata (what all pods of a ReplicaSet share: labels, owners, finalizers; a workload's
-	// managedFields), at specPart a pod spec (a pod's with its annotations, or a workload's pod
-	// template's). A part a kind does not share
+	// managedFields), at annotationsPart a pod's annotations (the same on pods one injector made
+	// from one template, but per pod where a CNI records the pod's address there), at specPart a
+	// pod spec (a pod's, or a workload's pod template's). A part a kind does not share
 	// is nil; split is nil for a kind whose objects share nothing. join puts the parts back.
 	split func(obj message) [parts]*corev1.Pod
 	join  func(obj message, shared [parts]*corev1.Pod)
@@ -61,6 +62,7 @@ type kind struct {
 // The shared parts.
 const (
 	metaPart = iota
+	annotationsPart
 	specPart
 	parts
 )
@@ -76,19 +78,20 @@ func (k *kind) emptyEncoding() string {
 var (
 	podKind = &kind{name: "Pod", newObject: func() message { return &corev1.Pod{} },
 		// Every pod of a ReplicaSet (or of a StatefulSet's revision) has the same labels, owner and
-		// finalizers; pods made from the same containers by the same injector have the same spec
-		// and annotations, whichever workload they belong to.
+		// finalizers; pods made from the same containers have the same spec, whichever workload they
+		// belong to; the annotations are apart, as they may be either.
 		split: func(obj message) [parts]*corev1.Pod {
 			p := obj.(*corev1.Pod)
 			meta := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: p.Labels, OwnerReferences: p.OwnerReferences, Finalizers: p.Finalizers}}
-			spec := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: p.Annotations}, Spec: p.Spec}
+			annotations := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: p.Annotations}}
+			spec := &corev1.Pod{Spec: p.Spec}
 			p.Labels, p.Annotations, p.OwnerReferences, p.Finalizers, p.Spec = nil, nil, nil, nil, corev1.PodSpec{}
-			return [parts]*corev1.Pod{metaPart: meta, specPart: spec}
+			return [parts]*corev1.Pod{metaPart: meta, annotationsPart: annotations, specPart: spec}
 		},
 		join: func(obj message, s [parts]*corev1.Pod) {
-			p, meta, spec := obj.(*corev1.Pod), s[metaPart], s[specPart]
+			p, meta := obj.(*corev1.Pod), s[metaPart]
 			p.Labels, p.OwnerReferences, p.Finalizers = meta.Labels, meta.OwnerReferences, meta.Finalizers
-			p.Annotations, p.Spec = spec.Annotations, spec.Spec
+			p.Annotations, p.Spec = s[annotationsPart].Annotations, s[specPart].Spec
 		},
 	}
 	deploymentKind = &kind{name: "Deployment", newObject: func() message { return &appsv1.Deployment{} },

@@ -29,7 +29,10 @@ limitations under the License.
 //
 // The cache's readers never see a compact Object: its DeepCopyObject, which controller-runtime's
 // cache calls on every object it returns from Get and List, decodes it into the typed object
-// (whose kind and apiVersion the cache sets, as it does on every object it returns). The
+// (whose kind and apiVersion the cache sets, as it does on every object it returns); a Get or
+// List with UnsafeDisableDeepCopy, which skips that copy, is refused by the cache with an error
+// naming both types, and client-go's cache mutation detector, which compares an object with its
+// copy, cannot be used with compact objects (controllers.Compacted turns them off with it). The
 // event handlers of the cache's informers do see it, as a client.Object whose identity getters
 // are free and whose other getters decode.
 //

@@ -43,8 +43,9 @@ import (
 )
 
 // TestMetricsEndpointBehindTheAPIServer serves metrics the way the manager does (controller-runtime's
-// secure metrics server with FilterProvider) against a real kube-apiserver, and scrapes it with
-// ServiceAccount tokens the API server issued: a ServiceAccount bound to the metrics-reader
+// secure metrics server with FilterProvider) against a real kube-apiserver, reviewing as a
+// ServiceAccount that has only config/rbac's metrics-auth-role, as the installed manager does, and
+// scrapes it with ServiceAccount tokens the API server issued: one bound to the metrics-reader
 // ClusterRole of config/rbac gets the metrics, one without the binding gets 403, a made-up token
 // 401, and none at all 401.
 func TestMetricsEndpointBehindTheAPIServer(t *testing.T) {
@@ -59,18 +60,26 @@ func TestMetricsEndpointBehindTheAPIServer(t *testing.T) {
 	defer cancel()
 	cs := kubernetes.NewForConfigOrDie(config)
 
-	role := &rbacv1.ClusterRole{}
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "metrics_reader_role.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(yaml.UnmarshalStrict(data, role)).To(Succeed())
-	_, err = cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
+	clusterRole := func(file string) *rbacv1.ClusterRole {
+		role := &rbacv1.ClusterRole{}
+		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", file))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(yaml.UnmarshalStrict(data, role)).To(Succeed())
+		_, err = cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		return role
+	}
+	role, reviewer := clusterRole("metrics_reader_role.yaml"), clusterRole("metrics_auth_role.yaml")
 	token := func(name string, bound bool) string {
 		_, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
 		if bound {
+			bindTo := role.Name
+			if name == "manager" {
+				bindTo = reviewer.Name
+			}
 			_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: bindTo},
 				Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: "default"}}}, metav1.CreateOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 		}
@@ -79,6 +88,9 @@ func TestMetricsEndpointBehindTheAPIServer(t *testing.T) {
 		return tr.Status.Token
 	}
 	prometheus, stranger := token("prometheus", true), token("stranger", false)
+	// The manager reviews with its own ServiceAccount's token, not envtest's administrator.
+	config = rest.AnonymousClientConfig(config)
+	config.BearerToken = token("manager", true)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	g.Expect(err).NotTo(HaveOccurred())

@@ -27,7 +27,9 @@ import (
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/proberedirect/probe-redirect-operator/internal/metricsauth"
 )
@@ -51,7 +53,7 @@ func (r *reviews) reviewToken(_ context.Context, tr *authenticationv1.TokenRevie
 	r.tokenCalls++
 	if r.tokenFailuresLeft > 0 {
 		r.tokenFailuresLeft--
-		return nil, errors.New("connection refused")
+		return nil, apierrors.NewInternalError(errors.New("etcd leader changed"))
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -85,7 +87,11 @@ func (f accessFunc) Create(ctx context.Context, sar *authorizationv1.SubjectAcce
 
 func serve(t *testing.T, r *reviews) func(header string) int {
 	t.Helper()
-	h, err := metricsauth.NewFilter(r.tokenReviews(), r.accessReviews())(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	h, err := metricsauth.NewFilter(r.tokenReviews(), r.accessReviews())(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Authorization") != "" {
+			http.Error(w, "the handler saw the token", http.StatusTeapot)
+			return
+		}
 		_, _ = w.Write([]byte("metrics"))
 	}))
 	if err != nil {
@@ -103,8 +109,8 @@ func serve(t *testing.T, r *reviews) func(header string) int {
 }
 
 // TestFilterAnswers checks every answer of the filter: 401 without a bearer token or with one the
-// API server does not accept, 403 for a user not allowed to get /metrics, 200 for one allowed,
-// and 500 when the API server cannot review.
+// API server does not accept, 403 for a user not allowed to get /metrics, 200 for one allowed
+// (whose token the metrics handler does not see), and 500 when the API server cannot review.
 func TestFilterAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		name, header string
@@ -117,6 +123,12 @@ func TestFilterAnswers(t *testing.T) {
 		{name: "unknown token", header: "Bearer nope", want: http.StatusUnauthorized},
 		{name: "not allowed", header: "Bearer t-eve", want: http.StatusForbidden},
 		{name: "allowed", header: "Bearer t-prometheus", want: http.StatusOK},
+		// The header is read as k8s.io/apiserver's bearer token authenticator reads it.
+		{name: "lower case", header: "bearer t-prometheus", want: http.StatusOK},
+		{name: "upper case", header: "BEARER t-prometheus", want: http.StatusOK},
+		{name: "leading spaces", header: "  Bearer t-prometheus", want: http.StatusOK},
+		{name: "words after the token", header: "Bearer t-prometheus extra", want: http.StatusOK},
+		{name: "two spaces", header: "Bearer  t-prometheus", want: http.StatusUnauthorized},
 		{name: "review fails", header: "Bearer t-prometheus", err: errors.New("etcd is down"), want: http.StatusInternalServerError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,11 +164,15 @@ func TestFilterCachesAnswers(t *testing.T) {
 	g.Expect(r.accessCalls).To(Equal(2))
 }
 
-// TestFilterRetriesAFailedReview checks that a review the API server fails to answer is tried
-// again before the request fails.
+// TestFilterRetriesAFailedReview checks that a review the API server fails to answer for a
+// passing reason is tried again before the request fails, and that one it refuses is not.
 func TestFilterRetriesAFailedReview(t *testing.T) {
 	g := NewWithT(t)
 	r := &reviews{users: map[string]string{"t": "prometheus"}, allowed: map[string]bool{"prometheus": true}, tokenFailuresLeft: 2}
 	g.Expect(serve(t, r)("Bearer t")).To(Equal(http.StatusOK))
 	g.Expect(r.tokenCalls).To(Equal(3))
+
+	r = &reviews{err: apierrors.NewForbidden(schema.GroupResource{Group: "authentication.k8s.io", Resource: "tokenreviews"}, "", errors.New("RBAC"))}
+	g.Expect(serve(t, r)("Bearer t")).To(Equal(http.StatusInternalServerError))
+	g.Expect(r.tokenCalls).To(Equal(1))
 }
