@@ -164,6 +164,9 @@ const (
 	hasShared // hasShared << part for each part
 )
 
+// Every part's bit must fit in Object.has.
+const _ = uint8(hasShared << (parts - 1))
+
 // Object is one Pod, Deployment, StatefulSet, DaemonSet or Event held compactly. It implements
 // client.Object (metav1.Object and runtime.Object) so that informers can key, index and hand it to
 // event handlers; its DeepCopyObject returns the typed object it holds. An Object is not changed

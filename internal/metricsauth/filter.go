@@ -26,8 +26,9 @@ limitations under the License.
 // failures only, within one 10 s deadline. It calls the two review APIs through client-go's typed
 // clients instead of k8s.io/apiserver's delegating authenticator and authorizer, which bring CEL,
 // OpenTelemetry and gRPC along, a third of the operator's binary and of its resident memory. One
-// difference: a token the API server reports an error for (a made-up one) is answered 401, where
-// the delegating authenticator turns the review's error into a 500.
+// difference: a token the API server does not accept is answered 401, where controller-runtime's
+// filter answers 500 (k8s.io/apiserver's bearer token authenticator reports such a token as an
+// error, and the filter answers every error with a 500).
 package metricsauth
 
 import (
@@ -246,11 +247,15 @@ func retried(ctx context.Context, review func(context.Context) error) error {
 	return err
 }
 
-// transient reports whether a review's error may pass if tried again: the API server's internal
-// errors, timeouts and throttling, and a connection refused or reset (the errors k8s.io/apiserver's
-// webhook.DefaultShouldRetry retries).
+// transient reports whether a review's error may pass if tried again: those k8s.io/apiserver's
+// webhook.DefaultShouldRetry retries (pkg/util/webhook/webhook.go, v0.36: a connection reset or an
+// HTTP/2 connection lost, the API server's internal errors, timeouts and throttling, any answer
+// with a Retry-After), plus a connection refused or cut short and a 503, which pass as often.
 func transient(err error) bool {
+	if _, delay := apierrors.SuggestsClientDelay(err); delay {
+		return true
+	}
 	return apierrors.IsInternalError(err) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) ||
 		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) ||
-		utilnet.IsConnectionReset(err) || utilnet.IsConnectionRefused(err) || utilnet.IsProbableEOF(err)
+		utilnet.IsConnectionReset(err) || utilnet.IsHTTP2ConnectionLost(err) || utilnet.IsConnectionRefused(err) || utilnet.IsProbableEOF(err)
 }
