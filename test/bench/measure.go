@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -218,61 +219,50 @@ func resetPeakRSS(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
+// statusMiB reads the named fields of /proc/<pid>/status (sizes in kB, such as "VmRSS"), in MiB.
+// Its error says that the file cannot be read or lacks one of them.
+func statusMiB(pid int, names ...string) (map[string]float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || !slices.Contains(names, strings.TrimSuffix(fields[0], ":")) {
+			continue
+		}
+		kb, err := strconv.ParseFloat(fields[1], 64)
+		if err != nil {
+			return nil, err
+		}
+		out[strings.TrimSuffix(fields[0], ":")] = kb / 1024
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("no %s in /proc/%d/status", n, pid)
+		}
+	}
+	return out, nil
+}
+
 // rss reads VmHWM, the peak resident set size of pid since it started or since resetPeakRSS, in
 // MiB.
 func rss(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		if fields[0] == "VmHWM:" {
-			kb, err := strconv.ParseFloat(fields[1], 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	v, err := statusMiB(pid, "VmHWM")
+	return v["VmHWM"], err
 }
 
 // rssParts reads the two parts of pid's resident set now, in MiB: RssFile, the pages of files it
 // maps (its own binary's, mostly), and RssAnon, its anonymous memory (the Go heap, stacks and
 // runtime).
 func rssParts(pid int) (file, anon float64, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case "RssFile:":
-			file = kb / 1024
-		case "RssAnon:":
-			anon = kb / 1024
-		}
-	}
-	return file, anon, nil
+	v, err := statusMiB(pid, "RssFile", "RssAnon")
+	return v["RssFile"], v["RssAnon"], err
 }
 
 // currentRSS reads VmRSS, the resident set size of pid now, in MiB.
 func currentRSS(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(fields[1], 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	v, err := statusMiB(pid, "VmRSS")
+	return v["VmRSS"], err
 }
