@@ -64,8 +64,9 @@ type CacheScope struct {
 // kinds of plan.WorkloadKinds likewise (SlimWorkload, which keeps the operator's own
 // managedFields entries: they tell whether the operator or a person wrote the redirect
 // annotation), and Events too (SlimEvent); those three are then held as compact.Objects
-// (Compacted), a fraction of a typed object's size, which the cache's Get and List decode. With WatchNamespaces, every namespaced kind is limited to them,
-// except what s says is read outside them. Namespaces and Kuma's Meshes, being cluster-scoped,
+// (Compacted), a fraction of a typed object's size, which the cache's Get and List decode. With
+// WatchNamespaces, every namespaced kind is limited to them, except what s says is read outside
+// them. Namespaces and Kuma's Meshes, being cluster-scoped,
 // are cached in every namespace.
 func CacheOptions(s CacheScope) cache.Options {
 	o := cache.Options{

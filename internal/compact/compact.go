@@ -262,10 +262,11 @@ func (o *Object) unpack() (message, error) {
 	if o.kind.split != nil {
 		var shared [parts]*corev1.Pod
 		for i := range shared {
-			shared[i] = &corev1.Pod{}
 			if o.has&(hasShared<<i) == 0 {
+				shared[i] = noPart
 				continue
 			}
+			shared[i] = &corev1.Pod{}
 			if err := shared[i].Unmarshal(bytesOf(o.shared[i].Value())); err != nil {
 				return nil, fmt.Errorf("compact: decoding %s %s/%s: %w", o.kind.name, o.namespace.Value(), o.name, err)
 			}
@@ -286,6 +287,10 @@ func (o *Object) unpack() (message, error) {
 	}
 	return m, nil
 }
+
+// noPart stands for a shared part an object does not have, so that decoding allocates none: join
+// only reads the parts it is given.
+var noPart = &corev1.Pod{}
 
 // bytesOf views s as bytes without copying; the generated Unmarshal methods only read their input
 // and copy what they keep.
